@@ -1,0 +1,1 @@
+"""Byte-level encodings of InvokeHarness response streams: AWS event-stream frames and SSE."""
