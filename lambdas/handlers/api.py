@@ -1,0 +1,165 @@
+"""The harness API: the AgentCore control-plane harness operations and InvokeHarness."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from handlers import dependencies
+from handlers.http import account_of, error_response, json_response, parse_json_body
+from handlers.observability import logger, tracer
+from harness.errors import HarnessError, InternalError, ResourceNotFoundError
+from harness.invocations import InvocationStream
+from harness.wire import eventstream, sse
+
+app = APIGatewayRestResolver()
+
+SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+USER_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-User-Id"
+TRACE_HEADERS = {
+    "traceParent": "traceparent",
+    "traceState": "tracestate",
+    "traceId": "X-Amzn-Trace-Id",
+    "baggage": "baggage",
+}
+# Leave API Gateway's integration timeout a margin to flush the buffered stream.
+RESPONSE_MARGIN_MS = 2500
+
+
+def _query(name: str) -> str | None:
+    value: str | None = app.current_event.get_query_string_value(name)
+    return value
+
+
+def _definitions() -> Any:
+    return dependencies.definitions(account_of(app.lambda_context))
+
+
+@app.post("/harnesses")
+def create_harness() -> Response[str]:
+    record = _definitions().create(parse_json_body(app.current_event.body))
+    return json_response(201, {"harness": record})
+
+
+@app.get("/harnesses")
+def list_harnesses() -> Response[str]:
+    return json_response(200, _definitions().list(_query("maxResults"), _query("nextToken")))
+
+
+@app.get("/harnesses/<harness_id>")
+def get_harness(harness_id: str) -> Response[str]:
+    return json_response(200, {"harness": _definitions().get(harness_id, _query("harnessVersion"))})
+
+
+@app.patch("/harnesses/<harness_id>")
+def update_harness(harness_id: str) -> Response[str]:
+    body = parse_json_body(app.current_event.body)
+    return json_response(200, {"harness": _definitions().update(harness_id, body)})
+
+
+@app.delete("/harnesses/<harness_id>")
+def delete_harness(harness_id: str) -> Response[str]:
+    return json_response(200, {"harness": _definitions().delete(harness_id, _query("deleteManagedMemory"))})
+
+
+@app.get("/harnesses/<harness_id>/versions")
+def list_harness_versions(harness_id: str) -> Response[str]:
+    return json_response(
+        200, _definitions().list_versions(harness_id, _query("maxResults"), _query("nextToken"))
+    )
+
+
+def _invoke_params(event: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "harnessArn": event.get_query_string_value("harnessArn"),
+        "qualifier": event.get_query_string_value("qualifier"),
+        "runtimeSessionId": event.get_header_value(SESSION_HEADER, case_sensitive=False),
+        "runtimeUserId": event.get_header_value(USER_HEADER, case_sensitive=False),
+    }
+    for member, header in TRACE_HEADERS.items():
+        params[member] = event.get_header_value(header, case_sensitive=False)
+    return {name: value for name, value in params.items() if value is not None}
+
+
+def _open_stream(event: Any, context: Any) -> InvocationStream:
+    body = parse_json_body(event.body)
+    return dependencies.invocations(account_of(context)).invoke(body, _invoke_params(event))
+
+
+def _encoder(accept: str | None) -> tuple[str, Any]:
+    if accept and sse.CONTENT_TYPE in accept:
+        return sse.CONTENT_TYPE, sse.encode_sse
+    return eventstream.CONTENT_TYPE, eventstream.encode_stream_item
+
+
+@app.post("/harnesses/invoke")
+def invoke_harness() -> Response[bytes]:
+    stream = _open_stream(app.current_event, app.lambda_context)
+    content_type, encode = _encoder(app.current_event.get_header_value("accept", case_sensitive=False))
+    deadline = time.monotonic() + max(
+        1.0, (app.lambda_context.get_remaining_time_in_millis() - RESPONSE_MARGIN_MS) / 1000
+    )
+    body = b"".join(encode(item) for item in stream.events(deadline=deadline))
+    return Response(
+        status_code=200,
+        content_type=content_type,
+        body=body,
+        headers={"x-amzn-invocation-id": stream.invocation_id},
+    )
+
+
+@app.exception_handler(HarnessError)
+def handle_harness_error(error: HarnessError) -> Response[str]:
+    logger.info("request rejected", extra={"error_type": error.error_type})
+    return error_response(error)
+
+
+@app.not_found
+def handle_not_found(_: Exception) -> Response[str]:
+    return error_response(ResourceNotFoundError("No such operation: check the method and path."))
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(error: Exception) -> Response[str]:
+    logger.exception("unexpected error")
+    return error_response(InternalError("The request failed because of an internal error."))
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
+
+
+def stream_invoke(event: dict[str, Any], context: Any) -> tuple[int, dict[str, str], Iterator[bytes]]:
+    """InvokeHarness for a server that can stream (the local runtime): events are sent as the
+    loop writes them instead of being buffered into one response."""
+    from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+    proxy_event = APIGatewayProxyEvent(event)
+    try:
+        stream = _open_stream(proxy_event, context)
+    except HarnessError as error:
+        status, headers, body = error.to_response()
+        return status, headers | {"Content-Type": "application/json"}, iter([json.dumps(body).encode()])
+    except Exception:
+        logger.exception("unexpected error")
+        status, headers, body = InternalError(
+            "The request failed because of an internal error."
+        ).to_response()
+        return status, headers | {"Content-Type": "application/json"}, iter([json.dumps(body).encode()])
+    content_type, encode = _encoder(proxy_event.get_header_value("accept", case_sensitive=False))
+    return (
+        200,
+        {"Content-Type": content_type, "x-amzn-invocation-id": stream.invocation_id},
+        (encode(item) for item in stream.events()),
+    )
+
+
+# Routes a streaming server (the local runtime) serves with ``stream_invoke`` instead of ``handler``.
+STREAMING_ROUTES = {("POST", "/harnesses/invoke"): stream_invoke}

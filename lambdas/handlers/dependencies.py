@@ -1,0 +1,65 @@
+"""Builds the domain services from the deployment settings, once per process."""
+
+from __future__ import annotations
+
+import functools
+
+from harness.adapters.artifact_store import ArtifactStore
+from harness.adapters.audit_log import AuditLog
+from harness.adapters.harness_store import HarnessStore
+from harness.adapters.memory_store import MemoryStore
+from harness.adapters.workflow import Workflow
+from harness.definitions import DeploymentDefaults, HarnessDefinitions
+from harness.erasure import Erasure
+from harness.ids import Account
+from harness.invocations import Invocations
+from harness.loop import AgentLoop
+from harness.settings import Settings
+
+
+@functools.cache
+def settings() -> Settings:
+    return Settings.from_environ()
+
+
+def definitions(account: Account) -> HarnessDefinitions:
+    s = settings()
+    return HarnessDefinitions(
+        HarnessStore(s.harness_table),
+        account,
+        DeploymentDefaults(
+            model=s.default_model, event_expiry_days=s.event_expiry_days, runtime_arn=s.state_machine_arn
+        ),
+    )
+
+
+def invocations(account: Account) -> Invocations:
+    s = settings()
+    return Invocations(
+        HarnessStore(s.harness_table),
+        MemoryStore(s.memory_table),
+        Workflow(s.state_machine_arn),
+        account,
+        s.client_response_timeout_seconds,
+    )
+
+
+@functools.cache
+def agent_loop() -> AgentLoop:
+    s = settings()
+    return AgentLoop(
+        HarnessStore(s.harness_table),
+        MemoryStore(s.memory_table),
+        AuditLog(s.audit_bucket, s.audit_mac_key_id),
+    )
+
+
+@functools.cache
+def erasure() -> Erasure:
+    s = settings()
+    return Erasure(
+        MemoryStore(s.memory_table),
+        ArtifactStore(s.artifact_bucket),
+        AuditLog(s.audit_bucket, s.audit_mac_key_id),
+        Workflow(s.state_machine_arn),
+    )

@@ -1,0 +1,56 @@
+"""Immutable audit records in the Object Lock bucket, each sealed with a KMS HMAC."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from harness.adapters.clients import client
+
+MAC_ALGORITHM = "HMAC_SHA_256"
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+class AuditLog:
+    def __init__(self, bucket: str, mac_key_id: str) -> None:
+        self._bucket = bucket
+        self._mac_key_id = mac_key_id
+        self._s3 = client("s3")
+        self._kms = client("kms")
+
+    def write(self, key: str, record: dict[str, Any]) -> None:
+        """Write a record with its MAC; the bucket's default retention locks it (COMPLIANCE)."""
+        body = canonical_json(record)
+        mac = self._kms.generate_mac(KeyId=self._mac_key_id, Message=body, MacAlgorithm=MAC_ALGORITHM)["Mac"]
+        sealed = {"record": record, "mac": base64.b64encode(mac).decode(), "macAlgorithm": MAC_ALGORITHM}
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body=canonical_json(sealed),
+            ContentType="application/json",
+        )
+
+    def read(self, key: str) -> dict[str, Any] | None:
+        try:
+            body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error.response["Error"]["Code"] in {"NoSuchKey", "404"}:
+                return None
+            raise
+        sealed: dict[str, Any] = json.loads(body)
+        return sealed
+
+    def verify(self, sealed: dict[str, Any]) -> bool:
+        response = self._kms.verify_mac(
+            KeyId=self._mac_key_id,
+            Message=canonical_json(sealed["record"]),
+            MacAlgorithm=sealed["macAlgorithm"],
+            Mac=base64.b64decode(sealed["mac"]),
+        )
+        return bool(response["MacValid"])

@@ -1,0 +1,20 @@
+"""boto3 clients, created once per process (Lambda reuses them across invocations).
+
+Endpoints come from the standard AWS configuration (``AWS_ENDPOINT_URL`` points them at the
+local runtime's emulator), so nothing here knows whether it runs on AWS or on a laptop.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30)
+
+
+@functools.cache
+def client(service: str) -> Any:
+    return boto3.client(service, config=_CONFIG)

@@ -1,0 +1,39 @@
+"""The agent loop's state machine: start an invocation, resume a paused one, stop one."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from harness.adapters.clients import client
+
+
+class Workflow:
+    def __init__(self, state_machine_arn: str) -> None:
+        self._arn = state_machine_arn
+        self._sfn = client("stepfunctions")
+
+    def start(self, invocation_id: str, execution_input: dict[str, Any]) -> None:
+        """Start the execution named after the invocation; starting it again is a no-op."""
+        try:
+            self._sfn.start_execution(
+                stateMachineArn=self._arn,
+                name=invocation_id,
+                input=json.dumps(execution_input, separators=(",", ":")),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ExecutionAlreadyExists":
+                raise
+
+    def resume(self, task_token: str, output: dict[str, Any]) -> None:
+        self._sfn.send_task_success(taskToken=task_token, output=json.dumps(output))
+
+    def stop(self, invocation_id: str, cause: str) -> None:
+        execution_arn = self._arn.replace(":stateMachine:", ":execution:") + f":{invocation_id}"
+        try:
+            self._sfn.stop_execution(executionArn=execution_arn, error="Stopped", cause=cause)
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in {"ExecutionDoesNotExist", "ValidationException"}:
+                raise

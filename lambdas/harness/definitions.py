@@ -1,0 +1,324 @@
+"""Harness definitions: CreateHarness, GetHarness, ListHarnesses, UpdateHarness, DeleteHarness,
+ListHarnessVersions.
+
+Requests are validated against the AgentCore service model first (``harness.contract``); then
+members this deployment does not implement yet are rejected by name, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from harness import contract
+from harness.errors import ConflictError, FieldProblem, ResourceNotFoundError, ValidationError
+from harness.ids import Account, new_harness_id
+from harness.providers import registry as providers
+from harness.tools import registry as tools
+
+CONTROL = "bedrock-agentcore-control"
+DEFAULT_MAX_ITERATIONS = 20
+DEFAULT_TIMEOUT_SECONDS = 900
+DEFAULT_ALLOWED_TOOLS = ["*"]
+
+# Members of CreateHarness/UpdateHarness that this deployment implements. Anything else that the
+# contract allows is answered with a validationException naming the member.
+_IMPLEMENTED = {
+    "harnessName",
+    "clientToken",
+    "executionRoleArn",
+    "model",
+    "systemPrompt",
+    "tools",
+    "allowedTools",
+    "memory",
+    "maxIterations",
+    "maxTokens",
+    "timeoutSeconds",
+    "tags",
+    "harnessId",
+}
+
+
+class DefinitionStore(Protocol):
+    def create(self, record: dict[str, Any]) -> bool: ...
+    def update(self, record: dict[str, Any], expected_version: int) -> bool: ...
+    def get(self, harness_id: str, version: int | None = None) -> dict[str, Any] | None: ...
+    def delete(self, harness_id: str) -> int: ...
+    def list_latest(self, limit: int, next_token: str | None) -> tuple[list[dict[str, Any]], str | None]: ...
+    def list_versions(
+        self, harness_id: str, limit: int, next_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
+    def claim_name(self, harness_name: str, harness_id: str) -> str | None: ...
+    def release_name(self, harness_name: str, harness_id: str) -> None: ...
+    def remember_client_token(
+        self, client_token: str, request_digest: str, harness_id: str
+    ) -> tuple[str, str]: ...
+
+
+@dataclass(frozen=True)
+class DeploymentDefaults:
+    model: dict[str, Any]
+    event_expiry_days: int
+    # The state machine that runs every harness of this deployment: reported as the harness's
+    # runtime environment, so operators can find executions from a GetHarness answer.
+    runtime_arn: str
+
+    def environment(self) -> dict[str, Any]:
+        name = self.runtime_arn.rsplit(":", 1)[-1]
+        return {
+            "agentCoreRuntimeEnvironment": {
+                "agentRuntimeArn": self.runtime_arn,
+                "agentRuntimeName": name,
+                "agentRuntimeId": name,
+                "lifecycleConfiguration": {},
+                "networkConfiguration": {"networkMode": "PUBLIC"},
+            }
+        }
+
+
+def _unsupported(problems: list[FieldProblem], path: str, what: str) -> None:
+    problems.append(FieldProblem(path, f"{what} is not supported by this deployment yet"))
+
+
+def _check_implemented(body: dict[str, Any]) -> None:
+    problems: list[FieldProblem] = []
+    for name in body:
+        if name not in _IMPLEMENTED:
+            _unsupported(problems, name, name)
+    model = body.get("model")
+    if isinstance(model, dict):
+        for kind, config in model.items():
+            reason = providers.unsupported_reason(kind, config)
+            if reason:
+                problems.append(FieldProblem(f"model.{kind}", reason))
+    for index, tool in enumerate(body.get("tools") or []):
+        reason = tools.unsupported_reason(tool)
+        if reason:
+            problems.append(FieldProblem(f"tools[{index}].type", reason))
+    memory = body.get("memory")
+    if isinstance(memory, dict) and "optionalValue" in memory:
+        memory = memory["optionalValue"]
+    if isinstance(memory, dict):
+        for kind, config in memory.items():
+            if kind != "managedMemoryConfiguration":
+                _unsupported(problems, f"memory.{kind}", kind)
+                continue
+            for member in config:
+                if member != "eventExpiryDuration":
+                    _unsupported(problems, f"memory.managedMemoryConfiguration.{member}", member)
+    for index, block in enumerate(body.get("systemPrompt") or []):
+        if "text" not in block:
+            problems.append(FieldProblem(f"systemPrompt[{index}]", "only text blocks are supported"))
+    for name in ("maxIterations", "maxTokens", "timeoutSeconds"):
+        if name in body and body[name] < 1:
+            problems.append(FieldProblem(name, "must be at least 1"))
+    names = [tool.get("name") for tool in body.get("tools") or []]
+    if len(names) != len(set(names)):
+        problems.append(FieldProblem("tools", "tool names must be unique"))
+    if problems:
+        raise ValidationError(
+            f"{len(problems)} unsupported or invalid field(s): " + ", ".join(p.name for p in problems),
+            fields=problems,
+        )
+
+
+def _request_digest(body: dict[str, Any]) -> str:
+    relevant = {k: v for k, v in body.items() if k != "clientToken"}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+
+
+def _event_expiry_days(memory: dict[str, Any] | None, defaults: DeploymentDefaults) -> int:
+    config = (memory or {}).get("managedMemoryConfiguration") or {}
+    return int(config.get("eventExpiryDuration") or defaults.event_expiry_days)
+
+
+class HarnessDefinitions:
+    def __init__(self, store: DefinitionStore, account: Account, defaults: DeploymentDefaults) -> None:
+        self._store = store
+        self._account = account
+        self._defaults = defaults
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        contract.validate_request(CONTROL, "CreateHarness", body, {})
+        _check_implemented(body)
+        digest = _request_digest(body)
+        harness_id = new_harness_id(body["harnessName"])
+        if body.get("clientToken"):
+            known_id, known_digest = self._store.remember_client_token(
+                body["clientToken"], digest, harness_id
+            )
+            if known_id != harness_id:
+                if known_digest != digest:
+                    raise ValidationError(
+                        "clientToken was already used with a different request.",
+                        reason="IdempotentParameterMismatchException",
+                    )
+                existing = self._store.get(known_id)
+                if existing is not None:
+                    return existing
+        now = time.time()
+        memory = body.get("memory") or {
+            "managedMemoryConfiguration": {"eventExpiryDuration": self._defaults.event_expiry_days}
+        }
+        record: dict[str, Any] = {
+            "harnessId": harness_id,
+            "harnessName": body["harnessName"],
+            "arn": self._account.harness_arn(harness_id),
+            "status": "READY",
+            "harnessVersion": "1",
+            "executionRoleArn": body["executionRoleArn"],
+            "createdAt": now,
+            "updatedAt": now,
+            "model": body.get("model") or self._defaults.model,
+            "systemPrompt": body.get("systemPrompt") or [],
+            "tools": body.get("tools") or [],
+            "skills": [],
+            "allowedTools": body.get("allowedTools") or DEFAULT_ALLOWED_TOOLS,
+            "truncation": {"strategy": "none"},
+            "environment": self._defaults.environment(),
+            "memory": {
+                "managedMemoryConfiguration": {
+                    "eventExpiryDuration": _event_expiry_days(memory, self._defaults)
+                }
+            },
+            "maxIterations": body.get("maxIterations", DEFAULT_MAX_ITERATIONS),
+            "timeoutSeconds": body.get("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS),
+        }
+        if "maxTokens" in body:
+            record["maxTokens"] = body["maxTokens"]
+        if "tags" in body:
+            record["tags"] = body["tags"]
+        owner = self._store.claim_name(body["harnessName"], harness_id)
+        if owner is not None and owner != harness_id:
+            raise ConflictError(f"A harness named {body['harnessName']} already exists ({owner}).")
+        if not self._store.create(record):
+            self._store.release_name(body["harnessName"], harness_id)
+            raise ConflictError(f"Harness {harness_id} already exists.")
+        return record
+
+    def get(self, harness_id: str, version: str | None = None) -> dict[str, Any]:
+        contract.validate_request(
+            CONTROL,
+            "GetHarness",
+            {},
+            {"harnessId": harness_id} | ({"harnessVersion": version} if version else {}),
+        )
+        record = self._store.get(harness_id, int(version) if version else None)
+        if record is None:
+            what = f"version {version} of harness {harness_id}" if version else f"harness {harness_id}"
+            raise ResourceNotFoundError(f"No {what} exists.")
+        return record
+
+    def list(self, max_results: str | None, next_token: str | None) -> dict[str, Any]:
+        params = _paging_params(max_results, next_token)
+        contract.validate_request(CONTROL, "ListHarnesses", {}, params)
+        records, token = self._store.list_latest(params.get("maxResults", 100), next_token)
+        summaries = [
+            {
+                k: r[k]
+                for k in (
+                    "harnessId",
+                    "harnessName",
+                    "arn",
+                    "status",
+                    "createdAt",
+                    "updatedAt",
+                    "harnessVersion",
+                )
+            }
+            for r in records
+        ]
+        return {"harnesses": summaries} | ({"nextToken": token} if token else {})
+
+    def list_versions(
+        self, harness_id: str, max_results: str | None, next_token: str | None
+    ) -> dict[str, Any]:
+        params = {"harnessId": harness_id} | _paging_params(max_results, next_token)
+        contract.validate_request(CONTROL, "ListHarnessVersions", {}, params)
+        self.get(harness_id)
+        records, token = self._store.list_versions(harness_id, params.get("maxResults", 100), next_token)
+        summaries = [
+            {
+                k: r[k]
+                for k in (
+                    "harnessId",
+                    "harnessName",
+                    "arn",
+                    "harnessVersion",
+                    "status",
+                    "createdAt",
+                    "updatedAt",
+                )
+            }
+            for r in records
+        ]
+        return {"harnessVersions": summaries} | ({"nextToken": token} if token else {})
+
+    def update(self, harness_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        contract.validate_request(CONTROL, "UpdateHarness", body, {"harnessId": harness_id})
+        _check_implemented(body)
+        current = self.get(harness_id)
+        record = dict(current)
+        for name in (
+            "executionRoleArn",
+            "model",
+            "systemPrompt",
+            "tools",
+            "allowedTools",
+            "maxIterations",
+            "maxTokens",
+            "timeoutSeconds",
+        ):
+            if name in body:
+                record[name] = body[name]
+        if "memory" in body:
+            memory = body["memory"].get("optionalValue")
+            record["memory"] = {
+                "managedMemoryConfiguration": {
+                    "eventExpiryDuration": _event_expiry_days(memory, self._defaults)
+                }
+            }
+        version = int(current["harnessVersion"]) + 1
+        record["harnessVersion"] = str(version)
+        record["updatedAt"] = time.time()
+        if not self._store.update(record, expected_version=version - 1):
+            raise ConflictError(f"Harness {harness_id} was changed concurrently; read it again and retry.")
+        return record
+
+    def delete(self, harness_id: str, delete_managed_memory: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"harnessId": harness_id}
+        if delete_managed_memory is not None:
+            if delete_managed_memory not in {"true", "false"}:
+                raise ValidationError(
+                    "deleteManagedMemory must be true or false.",
+                    fields=[FieldProblem("deleteManagedMemory", "must be true or false")],
+                )
+            params["deleteManagedMemory"] = delete_managed_memory == "true"
+        contract.validate_request(CONTROL, "DeleteHarness", {}, params)
+        if params.get("deleteManagedMemory"):
+            raise ValidationError(
+                "deleteManagedMemory is not supported: erase actors with DELETE /actors/{actorId}.",
+                fields=[FieldProblem("deleteManagedMemory", "not supported by this deployment yet")],
+            )
+        record = self.get(harness_id)
+        self._store.delete(harness_id)
+        self._store.release_name(record["harnessName"], harness_id)
+        return record | {"status": "DELETING"}
+
+
+def _paging_params(max_results: str | None, next_token: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if max_results is not None:
+        try:
+            params["maxResults"] = int(max_results)
+        except ValueError as error:
+            raise ValidationError(
+                "maxResults must be an integer.", fields=[FieldProblem("maxResults", "must be an integer")]
+            ) from error
+    if next_token is not None:
+        params["nextToken"] = next_token
+    return params

@@ -1,0 +1,83 @@
+"""Identifiers and ARNs in the shapes the AgentCore contract uses."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import string
+import uuid
+from dataclasses import dataclass
+
+from harness.errors import ValidationError
+
+_SUFFIX_ALPHABET = string.ascii_letters + string.digits
+HARNESS_ARN_RE = re.compile(
+    r"arn:(?P<partition>[^:]+):bedrock-agentcore:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
+    r"harness/(?P<harness_id>[a-zA-Z][a-zA-Z0-9_]{0,39}-[a-zA-Z0-9]{10})"
+)
+HARNESS_ID_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9_]{0,39}-[a-zA-Z0-9]{10}")
+# Actor ids become DynamoDB partition keys and S3 prefixes: keep them to a safe alphabet.
+ACTOR_ID_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.@:-]{0,127}")
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@dataclass(frozen=True)
+class Account:
+    """Where harness ARNs live: the partition, region and account of the deployment."""
+
+    partition: str
+    region: str
+    account_id: str
+
+    def harness_arn(self, harness_id: str) -> str:
+        return f"arn:{self.partition}:bedrock-agentcore:{self.region}:{self.account_id}:harness/{harness_id}"
+
+    @classmethod
+    def from_function_arn(cls, function_arn: str) -> Account:
+        parts = function_arn.split(":")
+        if len(parts) < 5:
+            raise ValueError(f"not a Lambda function ARN: {function_arn!r}")
+        return cls(partition=parts[1], region=parts[3], account_id=parts[4])
+
+
+def new_harness_id(harness_name: str) -> str:
+    suffix = "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(10))
+    return f"{harness_name}-{suffix}"
+
+
+def new_invocation_id() -> str:
+    # A UUID is a valid Step Functions execution name (<= 80 chars, [A-Za-z0-9-]).
+    return str(uuid.uuid4())
+
+
+def new_erasure_id() -> str:
+    return str(uuid.uuid4())
+
+
+def harness_id_from_arn(harness_arn: str, account: Account) -> str:
+    match = HARNESS_ARN_RE.fullmatch(harness_arn or "")
+    if not match:
+        raise ValidationError(
+            "harnessArn is not a harness ARN (arn:aws:bedrock-agentcore:<region>:<account>:harness/<id>).",
+        )
+    if (match["region"], match["account"]) != (account.region, account.account_id):
+        raise ValidationError(
+            f"harnessArn names region {match['region']} and account {match['account']}; "
+            f"this deployment serves {account.region} / {account.account_id}.",
+        )
+    return match["harness_id"]
+
+
+def check_actor_id(actor_id: str) -> str:
+    if not ACTOR_ID_RE.fullmatch(actor_id or ""):
+        raise ValidationError(
+            "actorId must be 1-128 characters of letters, digits and _ . @ : -, "
+            "starting with a letter or digit.",
+        )
+    return actor_id
+
+
+def actor_digest(actor_id: str) -> str:
+    """A stable pseudonym for an actor, for records that must outlive the actor's data."""
+    return hashlib.sha256(actor_id.encode()).hexdigest()

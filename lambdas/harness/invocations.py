@@ -1,0 +1,296 @@
+"""InvokeHarness: start a turn of the agent loop, or resume one paused on client tool uses, and
+stream its events back.
+
+The invocation id is the execution name: a retried request that finds its own invocation still
+running re-attaches to that stream instead of starting the loop twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from harness import contract, records
+from harness.errors import (
+    AccessDeniedError,
+    FieldProblem,
+    InternalError,
+    ResourceConflictError,
+    ResourceNotFoundError,
+    ValidationError,
+)
+from harness.ids import Account, actor_digest, check_actor_id, harness_id_from_arn, new_invocation_id
+
+if TYPE_CHECKING:
+    from harness.adapters.harness_store import HarnessStore
+    from harness.adapters.memory_store import MemoryStore
+    from harness.adapters.workflow import Workflow
+
+DATA = "bedrock-agentcore"
+DEFAULT_ACTOR = "default"
+# Request members this deployment implements; the rest of the contract is rejected by name.
+_IMPLEMENTED_BODY = {"messages", "actorId", *records.OVERRIDES}
+_SUPPORTED_BLOCKS = {"text", "toolUse", "toolResult"}
+POLL_SECONDS = 0.05
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def _check_messages(messages: list[dict[str, Any]]) -> None:
+    problems: list[FieldProblem] = []
+    if not messages:
+        problems.append(FieldProblem("messages", "at least one message is required"))
+    for m_index, message in enumerate(messages):
+        if not message.get("content"):
+            problems.append(
+                FieldProblem(f"messages[{m_index}].content", "at least one content block is required")
+            )
+        for b_index, block in enumerate(message.get("content", [])):
+            for kind in block:
+                if kind not in _SUPPORTED_BLOCKS:
+                    problems.append(
+                        FieldProblem(
+                            f"messages[{m_index}].content[{b_index}].{kind}",
+                            f"{kind} blocks are not supported by this deployment yet",
+                        )
+                    )
+    if messages and messages[-1].get("role") != "user":
+        problems.append(
+            FieldProblem(f"messages[{len(messages) - 1}].role", "the last message must be from the user")
+        )
+    if problems:
+        raise ValidationError("The messages are not a valid conversation turn.", fields=problems)
+
+
+def _tool_results(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [block["toolResult"] for m in messages for block in m.get("content", []) if "toolResult" in block]
+
+
+class InvocationStream:
+    """Stream events of one invocation from a position on, until the loop ends or pauses."""
+
+    def __init__(
+        self,
+        memory: MemoryStore,
+        actor_id: str,
+        invocation_id: str,
+        after: str | None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.invocation_id = invocation_id
+        self._memory = memory
+        self._actor_id = actor_id
+        self._after = after
+        self._sleep = sleep
+        self._clock = clock
+
+    def events(self, deadline: float | None = None) -> Iterator[dict[str, Any]]:
+        """Yield stream events as the loop writes them.
+
+        ``deadline`` (a ``time.monotonic`` value) bounds a buffered response such as a Lambda
+        behind API Gateway: past it, the stream ends with ``partial_turn`` and the loop goes on.
+        """
+        while True:
+            for position, event, control in self._memory.read_events(
+                self._actor_id, self.invocation_id, self._after
+            ):
+                self._after = position
+                if event is not None:
+                    yield event
+                if control in {"pause", "end"}:
+                    return
+            if deadline is not None and self._clock() >= deadline:
+                yield {"messageStop": {"stopReason": "partial_turn"}}
+                return
+            self._sleep(POLL_SECONDS)
+
+
+class Invocations:
+    def __init__(
+        self,
+        harnesses: HarnessStore,
+        memory: MemoryStore,
+        workflow: Workflow,
+        account: Account,
+        client_response_timeout_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._harnesses = harnesses
+        self._memory = memory
+        self._workflow = workflow
+        self._account = account
+        self._client_timeout = client_response_timeout_seconds
+        self._clock = clock
+
+    def invoke(self, body: dict[str, Any], params: dict[str, Any]) -> InvocationStream:
+        contract.validate_request(DATA, "InvokeHarness", body, params)
+        unsupported = [
+            FieldProblem(name, f"{name} is not supported by this deployment yet")
+            for name in body
+            if name not in _IMPLEMENTED_BODY
+        ]
+        if params.get("qualifier"):
+            unsupported.append(
+                FieldProblem("qualifier", "harness endpoints are not supported by this deployment yet")
+            )
+        if unsupported:
+            raise ValidationError(
+                "Unsupported fields: " + ", ".join(p.name for p in unsupported), fields=unsupported
+            )
+        messages = body["messages"]
+        _check_messages(messages)
+        actor_id = check_actor_id(body.get("actorId") or params.get("runtimeUserId") or DEFAULT_ACTOR)
+        session_id = params["runtimeSessionId"]
+        harness_id = harness_id_from_arn(params["harnessArn"], self._account)
+        harness = self._harnesses.get(harness_id)
+        if harness is None:
+            raise ResourceNotFoundError(f"No harness {harness_id} exists.")
+
+        owner = self._memory.session_owner_digest(session_id)
+        if owner is not None and owner != actor_digest(actor_id):
+            raise AccessDeniedError("runtimeSessionId belongs to another actor; choose a new session id.")
+        session = self._memory.get_session(actor_id, session_id)
+        if session and session.get("harnessId") not in (None, harness_id):
+            raise ValidationError(
+                "runtimeSessionId is bound to another harness; start a new session for this harness."
+            )
+        if session and session.get("activeInvocationId"):
+            active = self._memory.get_invocation(actor_id, session["activeInvocationId"])
+            if active and active["status"] == records.AWAITING_CLIENT:
+                return self._resume(actor_id, active, body)
+            if (
+                active
+                and active["status"] == records.RUNNING
+                and active.get("inputDigest") == _digest(messages)
+            ):
+                return InvocationStream(self._memory, actor_id, active["invocationId"], after=None)
+            raise ResourceConflictError("This session has an invocation in progress; wait for it to finish.")
+        if _tool_results(messages):
+            ids = ", ".join(r["toolUseId"] for r in _tool_results(messages))
+            raise ValidationError(
+                f"No pending tool use in this session matches toolUseId {ids}: "
+                "it is unknown or already answered.",
+                fields=[FieldProblem("messages", f"unknown or already-answered toolUseId {ids}")],
+            )
+        return self._start(actor_id, session_id, harness, body, params)
+
+    def _start(
+        self,
+        actor_id: str,
+        session_id: str,
+        harness: dict[str, Any],
+        body: dict[str, Any],
+        params: dict[str, Any],
+    ) -> InvocationStream:
+        now = int(self._clock())
+        expiry_days = int(harness["memory"]["managedMemoryConfiguration"]["eventExpiryDuration"])
+        expires_at = now + expiry_days * 86400
+        invocation_id = new_invocation_id()
+        overrides = {name: body[name] for name in records.OVERRIDES if name in body}
+        invocation = {
+            "invocationId": invocation_id,
+            "sessionId": session_id,
+            "harnessId": harness["harnessId"],
+            "harnessVersion": harness["harnessVersion"],
+            "status": records.RUNNING,
+            "createdAt": now,
+            "expiresAt": expires_at,
+            "input": body["messages"],
+            "inputDigest": _digest(body["messages"]),
+            "overrides": overrides,
+            "traceId": params.get("traceId"),
+        }
+        turn = self._memory.begin_turn(
+            actor_id=actor_id,
+            actor_digest=actor_digest(actor_id),
+            session_id=session_id,
+            harness_id=harness["harnessId"],
+            invocation=invocation | {"turn": 0},
+            expires_at=expires_at,
+        )
+        self._memory.update_invocation(actor_id, invocation_id, status=records.RUNNING, fields={"turn": turn})
+        execution_input = {
+            "ids": {
+                "invocationId": invocation_id,
+                "actorId": actor_id,
+                "sessionId": session_id,
+                "harnessId": harness["harnessId"],
+                "harnessVersion": harness["harnessVersion"],
+                "clientResponseTimeoutSeconds": self._client_timeout,
+            }
+        }
+        try:
+            self._workflow.start(invocation_id, execution_input)
+        except Exception as error:
+            self._memory.update_invocation(actor_id, invocation_id, status=records.FAILED)
+            self._memory.end_turn(actor_id, session_id, invocation_id)
+            raise InternalError(
+                "The agent loop could not be started; nothing was run. Retry the request."
+            ) from error
+        return InvocationStream(self._memory, actor_id, invocation_id, after=None)
+
+    def _resume(self, actor_id: str, invocation: dict[str, Any], body: dict[str, Any]) -> InvocationStream:
+        pending = list(invocation.get("pendingToolUseIds", []))
+        messages = body["messages"]
+        overrides = {name: body[name] for name in records.OVERRIDES if name in body}
+        if overrides and overrides != invocation.get("overrides", {}):
+            raise ValidationError(
+                "A resume must not change the invocation's configuration: "
+                + ", ".join(sorted(overrides))
+                + " differ from the paused invocation."
+            )
+        problems: list[FieldProblem] = []
+        for m_index, message in enumerate(messages):
+            for b_index, block in enumerate(message["content"]):
+                path = f"messages[{m_index}].content[{b_index}]"
+                if message["role"] == "assistant":
+                    # Clients may repeat the assistant's toolUse message before their results.
+                    call = block.get("toolUse")
+                    if not call or call["toolUseId"] not in pending:
+                        problems.append(FieldProblem(path, "only the pending toolUse blocks may be repeated"))
+                elif "toolResult" not in block:
+                    problems.append(FieldProblem(path, "a resume carries only toolResult blocks"))
+        answered = [r["toolUseId"] for r in _tool_results(messages)]
+        unknown = sorted(set(answered) - set(pending))
+        missing = [tool_use_id for tool_use_id in pending if tool_use_id not in answered]
+        if unknown:
+            problems.append(
+                FieldProblem("messages", f"unknown or already-answered toolUseId {', '.join(unknown)}")
+            )
+        if missing:
+            problems.append(
+                FieldProblem("messages", f"missing toolResult for pending toolUseId {', '.join(missing)}")
+            )
+        if len(answered) != len(set(answered)):
+            problems.append(FieldProblem("messages", "each pending toolUseId must be answered once"))
+        if problems:
+            raise ValidationError(
+                f"This session is waiting for results of tool uses {', '.join(pending)}; "
+                + "; ".join(p.message for p in problems),
+                fields=problems,
+            )
+        token = self._memory.take_task_token(actor_id, invocation["invocationId"], records.AWAITING_CLIENT)
+        if token is None:
+            raise ValidationError(
+                "These tool uses were already answered.",
+                fields=[FieldProblem("messages", f"already-answered toolUseId {', '.join(answered)}")],
+            )
+        for result in _tool_results(messages):
+            stored = {
+                "toolUseId": result["toolUseId"],
+                "content": result["content"],
+                "status": result.get("status", "success"),
+            }
+            self._memory.put_tool_result(
+                actor_id, invocation["invocationId"], stored, invocation["expiresAt"]
+            )
+        self._workflow.resume(token, {"answered": answered})
+        return InvocationStream(
+            self._memory, actor_id, invocation["invocationId"], after=invocation.get("pausePosition")
+        )

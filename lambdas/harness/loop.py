@@ -1,0 +1,540 @@
+"""The steps of the agent loop. The state machine calls one step per Lambda task; each step
+reads and writes conversation content in the memory table and returns only ids and counters.
+
+Every stored position is derived from the turn, the iteration and the tool index, so a step
+that Step Functions retries overwrites what it wrote before instead of duplicating it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness import records
+from harness.errors import HarnessError, InternalError, ResourceNotFoundError
+from harness.ids import actor_digest
+from harness.providers.base import (
+    ModelCallError,
+    ModelRequest,
+    Stop,
+    TextDelta,
+    ToolUseInputDelta,
+    ToolUseStart,
+    Usage,
+)
+from harness.providers.registry import provider_for
+from harness.tools.registry import CLIENT
+
+if TYPE_CHECKING:
+    from harness.adapters.audit_log import AuditLog
+    from harness.adapters.harness_store import HarnessStore
+    from harness.adapters.memory_store import MemoryStore
+
+TOOL_NOT_AVAILABLE = "Tool {name} is not available to this invocation; the call was refused and recorded."
+LIMIT_MESSAGES = {
+    "max_iterations_exceeded": "The invocation reached its maxIterations limit.",
+    "max_tokens": "The invocation reached its maxTokens budget.",
+    "timeout_exceeded": "The invocation reached its timeoutSeconds limit.",
+}
+
+
+class TransientStoreError(Exception):
+    """A store was briefly unavailable; the state machine retries the step (Retry matches the name)."""
+
+
+@dataclass(frozen=True)
+class Ids:
+    invocation_id: str
+    actor_id: str
+    session_id: str
+    harness_id: str
+    harness_version: int
+
+    @classmethod
+    def of(cls, ids: dict[str, Any]) -> Ids:
+        return cls(
+            invocation_id=ids["invocationId"],
+            actor_id=ids["actorId"],
+            session_id=ids["sessionId"],
+            harness_id=ids["harnessId"],
+            harness_version=int(ids["harnessVersion"]),
+        )
+
+
+class AgentLoop:
+    def __init__(
+        self,
+        harnesses: HarnessStore,
+        memory: MemoryStore,
+        audit: AuditLog,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._harnesses = harnesses
+        self._memory = memory
+        self._audit = audit
+        self._clock = clock
+
+    # -- LoadContext ------------------------------------------------------------------------------
+
+    def load_context(self, raw_ids: dict[str, Any]) -> dict[str, Any]:
+        ids = Ids.of(raw_ids)
+        invocation = self._invocation(ids)
+        harness = self._harness(ids)
+        config = records.EffectiveConfig.of(harness, invocation.get("overrides", {}))
+        for index, message in enumerate(invocation["input"]):
+            self._memory.put_message(
+                ids.actor_id,
+                ids.session_id,
+                records.input_position(invocation["turn"], index),
+                message,
+                invocation["expiresAt"],
+            )
+        return {
+            "iteration": 0,
+            "totalTokens": 0,
+            "deadline": int(invocation["createdAt"]) + config.timeout_seconds,
+            "stopReason": "none",
+        }
+
+    # -- CallModel ---------------------------------------------------------------------------------
+
+    def call_model(self, raw_ids: dict[str, Any], loop: dict[str, Any]) -> dict[str, Any]:
+        ids = Ids.of(raw_ids)
+        invocation = self._invocation(ids)
+        config = records.EffectiveConfig.of(self._harness(ids), invocation.get("overrides", {}))
+        iteration = int(loop["iteration"])
+        turn = invocation["turn"]
+        expires = invocation["expiresAt"]
+        emit = _Emitter(self._memory, ids, expires, lambda n: records.model_event_position(iteration, n))
+
+        if iteration > 0:
+            self._commit_tool_results(ids, invocation, iteration - 1)
+        limit = self._limit_reached(config, loop)
+        if limit:
+            emit({"messageStart": {"role": "assistant"}})
+            emit({"contentBlockDelta": {"contentBlockIndex": 0, "delta": {"text": LIMIT_MESSAGES[limit]}}})
+            emit({"contentBlockStop": {"contentBlockIndex": 0}})
+            emit({"messageStop": {"stopReason": limit}})
+            return loop | {"stopReason": limit}
+
+        messages = self._memory.list_messages(ids.actor_id, ids.session_id)
+        request = ModelRequest(
+            model_config=config.model,
+            messages=messages,
+            system=config.system,
+            tools=config.toolset.specs(),
+        )
+        provider = provider_for(config.model)
+        started = self._clock()
+        content: list[dict[str, Any]] = []
+        tool_inputs: dict[str, list[str]] = {}
+        block_open = False
+        stop_reason = "end_turn"
+        usage = Usage(0, 0)
+        emit({"messageStart": {"role": "assistant"}})
+        for event in provider.stream(request):
+            if isinstance(event, TextDelta):
+                if not content or "text" not in content[-1]:
+                    if block_open:
+                        emit({"contentBlockStop": {"contentBlockIndex": len(content) - 1}})
+                    content.append({"text": ""})
+                    block_open = True
+                content[-1]["text"] += event.text
+                emit(
+                    {
+                        "contentBlockDelta": {
+                            "contentBlockIndex": len(content) - 1,
+                            "delta": {"text": event.text},
+                        }
+                    }
+                )
+            elif isinstance(event, ToolUseStart):
+                if block_open:
+                    emit({"contentBlockStop": {"contentBlockIndex": len(content) - 1}})
+                content.append({"toolUse": {"toolUseId": event.tool_use_id, "name": event.name, "input": {}}})
+                tool_inputs[event.tool_use_id] = []
+                block_open = True
+                emit(
+                    {
+                        "contentBlockStart": {
+                            "contentBlockIndex": len(content) - 1,
+                            "start": {"toolUse": {"toolUseId": event.tool_use_id, "name": event.name}},
+                        }
+                    }
+                )
+            elif isinstance(event, ToolUseInputDelta):
+                # Arguments may arrive in chunks: assemble per call id, parse once at the end.
+                tool_inputs[event.tool_use_id].append(event.input_json)
+                emit(
+                    {
+                        "contentBlockDelta": {
+                            "contentBlockIndex": len(content) - 1,
+                            "delta": {"toolUse": {"input": event.input_json}},
+                        }
+                    }
+                )
+            elif isinstance(event, Stop):
+                stop_reason = event.reason
+            elif isinstance(event, Usage):
+                usage = event
+        if block_open:
+            emit({"contentBlockStop": {"contentBlockIndex": len(content) - 1}})
+        malformed = self._parse_tool_inputs(content, tool_inputs)
+        if not content:
+            content.append({"text": ""})
+        emit({"messageStop": {"stopReason": stop_reason}})
+        emit(
+            {
+                "metadata": {
+                    "usage": {
+                        "inputTokens": usage.input_tokens,
+                        "outputTokens": usage.output_tokens,
+                        "totalTokens": usage.input_tokens + usage.output_tokens,
+                    },
+                    "metrics": {"latencyMs": int((self._clock() - started) * 1000)},
+                }
+            }
+        )
+        self._memory.put_message(
+            ids.actor_id,
+            ids.session_id,
+            records.assistant_position(turn, iteration),
+            {"role": "assistant", "content": content},
+            expires,
+        )
+        for tool_use_id, problem in malformed.items():
+            self._memory.put_tool_result(
+                ids.actor_id,
+                ids.invocation_id,
+                {"toolUseId": tool_use_id, "status": "error", "content": [{"text": problem}]},
+                expires,
+            )
+        return {
+            "iteration": iteration + 1,
+            "totalTokens": int(loop["totalTokens"]) + usage.input_tokens + usage.output_tokens,
+            "deadline": loop["deadline"],
+            "stopReason": stop_reason,
+        }
+
+    # -- AuthorizeToolCalls -------------------------------------------------------------------------
+
+    def authorize_tool_calls(self, raw_ids: dict[str, Any], loop: dict[str, Any]) -> dict[str, Any]:
+        ids = Ids.of(raw_ids)
+        invocation = self._invocation(ids)
+        config = records.EffectiveConfig.of(self._harness(ids), invocation.get("overrides", {}))
+        calls = self._tool_uses(ids, invocation["turn"], int(loop["iteration"]) - 1)
+        answered = self._memory.get_tool_results(ids.actor_id, ids.invocation_id)
+        server: list[str] = []
+        client: list[str] = []
+        for call in calls:
+            if call["toolUseId"] in answered:
+                continue
+            # Calls the invocation may not make still go to the dispatcher, which refuses and records them.
+            (client if config.toolset.route(call["name"]) == CLIENT else server).append(call["toolUseId"])
+        return {"server": server, "client": client, "awaitClient": bool(client)}
+
+    # -- RunTool ---------------------------------------------------------------------------------------
+
+    def run_tool(self, raw_ids: dict[str, Any], tool_use_id: str) -> dict[str, Any]:
+        ids = Ids.of(raw_ids)
+        invocation = self._invocation(ids)
+        config = records.EffectiveConfig.of(self._harness(ids), invocation.get("overrides", {}))
+        iteration, index, call = self._find_tool_use(ids, invocation["turn"], tool_use_id)
+        route = config.toolset.route(call["name"])
+        if route is None or route == CLIENT:
+            # Not in harness tools ∩ allowedTools (or a client tool reaching the server path): refuse.
+            result = {
+                "toolUseId": tool_use_id,
+                "status": "error",
+                "content": [{"text": TOOL_NOT_AVAILABLE.format(name=call["name"])}],
+                # Kept with the result (not in a shared list) so concurrent refusals cannot race.
+                "refusedToolName": call["name"],
+            }
+        else:
+            raise InternalError(f"no server-side dispatcher for tool {call['name']}")
+        self._memory.put_tool_result(ids.actor_id, ids.invocation_id, result, invocation["expiresAt"])
+        emit = _Emitter(
+            self._memory,
+            ids,
+            invocation["expiresAt"],
+            lambda n: records.tool_event_position(iteration, index, n),
+        )
+        emit({"messageStart": {"role": "user"}})
+        emit(
+            {
+                "contentBlockStart": {
+                    "contentBlockIndex": 0,
+                    "start": {"toolResult": {"toolUseId": tool_use_id, "status": result["status"]}},
+                }
+            }
+        )
+        emit({"contentBlockDelta": {"contentBlockIndex": 0, "delta": {"toolResult": result["content"]}}})
+        emit({"contentBlockStop": {"contentBlockIndex": 0}})
+        emit({"messageStop": {"stopReason": "tool_result"}})
+        return {"toolUseId": tool_use_id, "status": result["status"]}
+
+    # -- AwaitClient -------------------------------------------------------------------------------------
+
+    def await_client(
+        self, raw_ids: dict[str, Any], tool_use_ids: list[str], task_token: str
+    ) -> dict[str, Any]:
+        ids = Ids.of(raw_ids)
+        invocation = self._invocation(ids)
+        iteration, _, _ = self._find_tool_use(ids, invocation["turn"], tool_use_ids[0])
+        position = records.pause_position(iteration)
+        self._memory.update_invocation(
+            ids.actor_id,
+            ids.invocation_id,
+            status=records.AWAITING_CLIENT,
+            task_token=task_token,
+            pending_tool_use_ids=tool_use_ids,
+            fields={"pausePosition": position},
+        )
+        # The caller's stream ends here; the messageStop(tool_use) before it names the pending calls.
+        self._memory.put_event(
+            ids.actor_id, ids.invocation_id, position, control="pause", expires_at=invocation["expiresAt"]
+        )
+        return {}
+
+    # -- Finalize / RecordFailure ------------------------------------------------------------------------
+
+    def finalize(self, raw_ids: dict[str, Any], loop: dict[str, Any]) -> dict[str, Any]:
+        ids = Ids.of(raw_ids)
+        invocation = self._invocation(ids)
+        self._close(ids, invocation, records.COMPLETED, loop["stopReason"], events=[], loop=loop)
+        return {}
+
+    def record_failure(self, raw_ids: dict[str, Any], failure: dict[str, Any]) -> dict[str, Any]:
+        ids = Ids.of(raw_ids)
+        invocation = self._invocation(ids)
+        error, message = describe_failure(failure)
+        if error == "States.Timeout":
+            events = [
+                {"messageStart": {"role": "assistant"}},
+                {"messageStop": {"stopReason": "timeout_exceeded"}},
+            ]
+            stop_reason = "timeout_exceeded"
+        else:
+            kind = "runtimeClientError" if error == ModelCallError.__name__ else "internalServerException"
+            events = [{kind: {"message": message}}]
+            stop_reason = "error"
+        self._close(ids, invocation, records.FAILED, stop_reason, events=events, failure=message)
+        return {}
+
+    def interrupt(self, actor_id: str, invocation_id: str) -> None:
+        """End an invocation whose execution no longer exists (for example after the local runtime
+        restarted): the stream says ``interrupted``, the session is released, the audit log records it."""
+        invocation = self._memory.get_invocation(actor_id, invocation_id)
+        if invocation is None or invocation["status"] not in records.ACTIVE_STATUSES:
+            return
+        ids = Ids(
+            invocation_id,
+            actor_id,
+            invocation["sessionId"],
+            invocation["harnessId"],
+            int(invocation["harnessVersion"]),
+        )
+        events = [{"messageStart": {"role": "assistant"}}, {"messageStop": {"stopReason": "interrupted"}}]
+        self._close(
+            ids,
+            invocation,
+            records.INTERRUPTED,
+            "interrupted",
+            events=events,
+            failure="The runtime restarted while this invocation was in progress.",
+        )
+
+    def _close(
+        self,
+        ids: Ids,
+        invocation: dict[str, Any],
+        status: str,
+        stop_reason: str,
+        *,
+        events: list[dict[str, Any]],
+        loop: dict[str, Any] | None = None,
+        failure: str | None = None,
+    ) -> None:
+        expires = invocation["expiresAt"]
+        for n, event in enumerate(events):
+            self._memory.put_event(
+                ids.actor_id, ids.invocation_id, records.end_position(n), event=event, expires_at=expires
+            )
+        self._audit.write(
+            f"invocations/{ids.harness_id}/{ids.invocation_id}.json",
+            {
+                "kind": "invocation",
+                "invocationId": ids.invocation_id,
+                "harnessId": ids.harness_id,
+                "harnessVersion": ids.harness_version,
+                # A digest, not the actor id: audit records are locked for years, actor data is erasable.
+                "actorDigest": actor_digest(ids.actor_id),
+                "status": status,
+                "stopReason": stop_reason,
+                "iterations": (loop or {}).get("iteration"),
+                "totalTokens": (loop or {}).get("totalTokens"),
+                "refusedToolCalls": sorted(
+                    r["refusedToolName"]
+                    for r in self._memory.get_tool_results(ids.actor_id, ids.invocation_id).values()
+                    if "refusedToolName" in r
+                ),
+                "failure": failure,
+                "startedAt": invocation["createdAt"],
+                "endedAt": self._clock(),
+            },
+        )
+        self._memory.update_invocation(
+            ids.actor_id, ids.invocation_id, status=status, fields={"stopReason": stop_reason}
+        )
+        self._memory.end_turn(ids.actor_id, ids.session_id, ids.invocation_id)
+        self._memory.put_event(
+            ids.actor_id, ids.invocation_id, records.END_CONTROL_POSITION, control="end", expires_at=expires
+        )
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _invocation(self, ids: Ids) -> dict[str, Any]:
+        invocation = self._memory.get_invocation(ids.actor_id, ids.invocation_id)
+        if invocation is None:
+            raise ResourceNotFoundError(f"invocation {ids.invocation_id} no longer exists (erased?)")
+        return invocation
+
+    def _harness(self, ids: Ids) -> dict[str, Any]:
+        harness = self._harnesses.get(ids.harness_id, ids.harness_version)
+        if harness is None:
+            raise ResourceNotFoundError(
+                f"harness {ids.harness_id} version {ids.harness_version} no longer exists"
+            )
+        return harness
+
+    def _limit_reached(self, config: records.EffectiveConfig, loop: dict[str, Any]) -> str | None:
+        if self._clock() >= float(loop["deadline"]):
+            return "timeout_exceeded"
+        if int(loop["iteration"]) >= config.max_iterations:
+            return "max_iterations_exceeded"
+        if config.max_tokens is not None and int(loop["totalTokens"]) >= config.max_tokens:
+            return "max_tokens"
+        return None
+
+    def _assistant_message(self, ids: Ids, turn: int, iteration: int) -> dict[str, Any]:
+        position = records.assistant_position(turn, iteration)
+        for stored_position, message in self._memory.list_messages_with_positions(
+            ids.actor_id, ids.session_id
+        ):
+            if stored_position == position:
+                return message
+        raise InternalError(f"assistant message of iteration {iteration} is missing")
+
+    def _tool_uses(self, ids: Ids, turn: int, iteration: int) -> list[dict[str, Any]]:
+        message = self._assistant_message(ids, turn, iteration)
+        return [block["toolUse"] for block in message["content"] if "toolUse" in block]
+
+    def _find_tool_use(self, ids: Ids, turn: int, tool_use_id: str) -> tuple[int, int, dict[str, Any]]:
+        prefix = f"{turn:06d}#it#"
+        for position, message in self._memory.list_messages_with_positions(ids.actor_id, ids.session_id):
+            if not (position.startswith(prefix) and position.endswith("#a")):
+                continue
+            tool_uses = [block["toolUse"] for block in message["content"] if "toolUse" in block]
+            for index, call in enumerate(tool_uses):
+                if call["toolUseId"] == tool_use_id:
+                    return int(position[len(prefix) : len(prefix) + 4]), index, call
+        raise InternalError(f"tool use {tool_use_id} is not part of this invocation")
+
+    def _commit_tool_results(self, ids: Ids, invocation: dict[str, Any], iteration: int) -> None:
+        """Write the tool results of ``iteration`` as one user message, in the model's call order."""
+        calls = self._tool_uses(ids, invocation["turn"], iteration)
+        if not calls:
+            return
+        results = self._memory.get_tool_results(ids.actor_id, ids.invocation_id)
+        missing = [c["toolUseId"] for c in calls if c["toolUseId"] not in results]
+        if missing:
+            raise InternalError(f"tool results missing for {', '.join(missing)}")
+        content = [
+            {
+                "toolResult": {
+                    "toolUseId": c["toolUseId"],
+                    "content": results[c["toolUseId"]]["content"],
+                    "status": results[c["toolUseId"]].get("status", "success"),
+                }
+            }
+            for c in calls
+        ]
+        self._memory.put_message(
+            ids.actor_id,
+            ids.session_id,
+            records.results_position(invocation["turn"], iteration),
+            {"role": "user", "content": content},
+            invocation["expiresAt"],
+        )
+
+    @staticmethod
+    def _parse_tool_inputs(content: list[dict[str, Any]], chunks: dict[str, list[str]]) -> dict[str, str]:
+        malformed: dict[str, str] = {}
+        for block in content:
+            call = block.get("toolUse")
+            if not call:
+                continue
+            raw = "".join(chunks.get(call["toolUseId"], [])) or "{}"
+            try:
+                parsed = json.loads(raw)
+            except json.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict):
+                call["input"] = parsed
+            else:
+                malformed[call["toolUseId"]] = (
+                    f"The arguments for tool {call['name']} were not a JSON object."
+                )
+        return malformed
+
+
+class _Emitter:
+    """Writes stream events at consecutive positions of one step."""
+
+    def __init__(
+        self, memory: MemoryStore, ids: Ids, expires_at: int, position: Callable[[int], str]
+    ) -> None:
+        self._memory = memory
+        self._ids = ids
+        self._expires_at = expires_at
+        self._position = position
+        self._n = 0
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self._memory.put_event(
+            self._ids.actor_id,
+            self._ids.invocation_id,
+            self._position(self._n),
+            event=event,
+            expires_at=self._expires_at,
+        )
+        self._n += 1
+
+
+# Errors whose messages were written for callers; anything else is reported without internals.
+def _error_names(cls: type[Exception]) -> set[str]:
+    return {cls.__name__}.union(*(_error_names(sub) for sub in cls.__subclasses__()))
+
+
+_CALLER_SAFE_ERRORS = {ModelCallError.__name__} | _error_names(HarnessError)
+
+
+def describe_failure(failure: dict[str, Any]) -> tuple[str, str]:
+    """The error name and a caller-safe message for a Step Functions Catch payload."""
+    error = str(failure.get("Error", "States.Runtime"))
+    if error == "States.Timeout":
+        return error, "The client did not answer the pending tool uses in time."
+    cause = failure.get("Cause") or ""
+    try:
+        detail = json.loads(cause)
+    except (TypeError, json.JSONDecodeError):
+        detail = {}
+    if error in _CALLER_SAFE_ERRORS and isinstance(detail, dict) and detail.get("errorMessage"):
+        return error, f"{error}: {detail['errorMessage']}"
+    return (
+        error,
+        "The invocation failed because of an internal error; the operator can find it by invocation id.",
+    )

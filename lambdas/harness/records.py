@@ -1,0 +1,75 @@
+"""Shared vocabulary of an invocation: statuses, stored positions, the effective configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.tools.registry import Toolset
+
+RUNNING = "RUNNING"
+AWAITING_CLIENT = "AWAITING_CLIENT"
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+INTERRUPTED = "INTERRUPTED"
+ACTIVE_STATUSES = {RUNNING, AWAITING_CLIENT}
+
+# Members of InvokeHarness that override the harness for one invocation.
+OVERRIDES = ("model", "systemPrompt", "tools", "allowedTools", "maxIterations", "maxTokens", "timeoutSeconds")
+
+END_POSITION_PREFIX = "9999#"
+END_CONTROL_POSITION = "9999#99"
+
+
+def input_position(turn: int, index: int) -> str:
+    return f"{turn:06d}#in#{index:03d}"
+
+
+def assistant_position(turn: int, iteration: int) -> str:
+    return f"{turn:06d}#it#{iteration:04d}#a"
+
+
+def results_position(turn: int, iteration: int) -> str:
+    return f"{turn:06d}#it#{iteration:04d}#r"
+
+
+def model_event_position(iteration: int, n: int) -> str:
+    return f"{iteration:04d}#1#{n:04d}"
+
+
+def tool_event_position(iteration: int, tool_index: int, n: int) -> str:
+    return f"{iteration:04d}#2#{tool_index:03d}#{n:02d}"
+
+
+def pause_position(iteration: int) -> str:
+    return f"{iteration:04d}#3"
+
+
+def end_position(n: int) -> str:
+    return f"{END_POSITION_PREFIX}{n:02d}"
+
+
+@dataclass(frozen=True)
+class EffectiveConfig:
+    """The harness version an invocation runs, with that invocation's overrides applied."""
+
+    model: dict[str, Any]
+    system: list[str]
+    toolset: Toolset
+    max_iterations: int
+    max_tokens: int | None
+    timeout_seconds: int
+
+    @classmethod
+    def of(cls, harness: dict[str, Any], overrides: dict[str, Any]) -> EffectiveConfig:
+        tools = overrides.get("tools", harness.get("tools") or [])
+        toolset = Toolset.for_invocation(tools, harness.get("allowedTools"), overrides.get("allowedTools"))
+        system = overrides.get("systemPrompt", harness.get("systemPrompt") or [])
+        return cls(
+            model=overrides.get("model") or harness["model"],
+            system=[block["text"] for block in system if "text" in block],
+            toolset=toolset,
+            max_iterations=int(overrides.get("maxIterations", harness.get("maxIterations", 20))),
+            max_tokens=overrides.get("maxTokens", harness.get("maxTokens")),
+            timeout_seconds=int(overrides.get("timeoutSeconds", harness.get("timeoutSeconds", 900))),
+        )

@@ -1,0 +1,41 @@
+"""Deployment settings, read once from the environment the stack gives every function."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    harness_table: str
+    memory_table: str
+    artifact_bucket: str
+    audit_bucket: str
+    audit_mac_key_id: str
+    state_machine_arn: str
+    vault_secret_prefix: str
+    default_model: dict[str, Any]
+    event_expiry_days: int
+    client_response_timeout_seconds: int
+    region: str
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            harness_table=env.get("HARNESS_TABLE_NAME", ""),
+            memory_table=env.get("MEMORY_TABLE_NAME", ""),
+            artifact_bucket=env.get("ARTIFACT_BUCKET_NAME", ""),
+            audit_bucket=env.get("AUDIT_BUCKET_NAME", ""),
+            audit_mac_key_id=env.get("AUDIT_MAC_KEY_ID", ""),
+            state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
+            vault_secret_prefix=env.get("VAULT_SECRET_PREFIX", ""),
+            default_model=json.loads(env.get("DEFAULT_MODEL_CONFIG") or "{}"),
+            event_expiry_days=int(env.get("EVENT_EXPIRY_DAYS", "30")),
+            client_response_timeout_seconds=int(env.get("CLIENT_RESPONSE_TIMEOUT_SECONDS", "3600")),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        )
