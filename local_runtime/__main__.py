@@ -1,0 +1,58 @@
+"""``python -m local_runtime``: the harness on this machine, at http://127.0.0.1:8000 by default."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+# Set before the CDK (jsii) is imported: Node 20's end-of-life banner is noise here.
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from stacks.app_factory import REPO_ROOT
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_runtime", description=__doc__)
+    parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=REPO_ROOT / ".harness-local",
+        help="where harnesses, sessions, events and audit objects persist between runs",
+    )
+    args = parser.parse_args(argv)
+    # The emulator's own request log would drown the API's one line per request.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+    from local_runtime.runtime import LocalRuntime
+    from local_runtime.synth import synthesize
+
+    print("Synthesizing the stack (cached while sources are unchanged)...", flush=True)
+    runtime = LocalRuntime(synthesize(), port=args.port, state_dir=args.state_dir)
+    try:
+        url = runtime.start()
+    except OSError as error:
+        print(
+            f"Cannot serve on 127.0.0.1:{args.port}: {error.strerror}. Choose another --port.",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"Agent harness local runtime ready at {url}", flush=True)
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    print("Stopping: saving state...", flush=True)
+    runtime.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

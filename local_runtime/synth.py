@@ -1,0 +1,42 @@
+"""Synthesize the CDK app for the local runtime, reusing the output while the sources are unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from stacks.app_factory import REPO_ROOT, STACK_ID, build_app
+
+# The local runtime's only difference from a deployment: the offline model is the default.
+LOCAL_CONTEXT: dict[str, Any] = {
+    "harness:defaultModel": {"liteLlmModelConfig": {"modelId": "local/deterministic"}}
+}
+_SOURCES = ("app.py", "cdk.json", "stacks", "lambdas", "requirements.txt")
+
+
+def _fingerprint(context: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(context, sort_keys=True).encode())
+    for source in _SOURCES:
+        path = REPO_ROOT / source
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for file in files:
+            if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
+                digest.update(str(file.relative_to(REPO_ROOT)).encode())
+                digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def synthesize(context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The synthesized template of the stack (cdk.out/local/<fingerprint>/)."""
+    context = LOCAL_CONTEXT | (context or {})
+    outdir = REPO_ROOT / "cdk.out" / "local" / _fingerprint(context)
+    template_path = outdir / f"{STACK_ID}.template.json"
+    if not template_path.exists():
+        os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+        app, _ = build_app(context=context, outdir=str(outdir))
+        app.synth()
+    template: dict[str, Any] = json.loads(Path(template_path).read_text())
+    return template
