@@ -11,9 +11,9 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers import dependencies
-from handlers.http import account_of, error_response, json_response, parse_json_body
+from handlers.http import account_of, json_response, parse_json_body, register_error_handlers
 from handlers.observability import logger, tracer
-from harness.errors import HarnessError, InternalError, ResourceNotFoundError
+from harness.errors import HarnessError, InternalError
 from harness.invocations import InvocationStream
 from harness.wire import eventstream, sse
 
@@ -113,21 +113,7 @@ def invoke_harness() -> Response[bytes]:
     )
 
 
-@app.exception_handler(HarnessError)
-def handle_harness_error(error: HarnessError) -> Response[str]:
-    logger.info("request rejected", extra={"error_type": error.error_type})
-    return error_response(error)
-
-
-@app.not_found
-def handle_not_found(_: Exception) -> Response[str]:
-    return error_response(ResourceNotFoundError("No such operation: check the method and path."))
-
-
-@app.exception_handler(Exception)
-def handle_unexpected(error: Exception) -> Response[str]:
-    logger.exception("unexpected error")
-    return error_response(InternalError("The request failed because of an internal error."))
+register_error_handlers(app)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
@@ -144,14 +130,12 @@ def stream_invoke(event: dict[str, Any], context: Any) -> tuple[int, dict[str, s
     proxy_event = APIGatewayProxyEvent(event)
     try:
         stream = _open_stream(proxy_event, context)
-    except HarnessError as error:
-        status, headers, body = error.to_response()
-        return status, headers | {"Content-Type": "application/json"}, iter([json.dumps(body).encode()])
-    except Exception:
-        logger.exception("unexpected error")
-        status, headers, body = InternalError(
-            "The request failed because of an internal error."
-        ).to_response()
+    except Exception as error:
+        known = error if isinstance(error, HarnessError) else None
+        if known is None:
+            logger.exception("unexpected error")
+            known = InternalError("The request failed because of an internal error.")
+        status, headers, body = known.to_response()
         return status, headers | {"Content-Type": "application/json"}, iter([json.dumps(body).encode()])
     content_type, encode = _encoder(proxy_event.get_header_value("accept", case_sensitive=False))
     return (

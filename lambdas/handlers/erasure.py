@@ -8,9 +8,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers.dependencies import erasure
-from handlers.http import error_response, json_response
+from handlers.http import json_response, register_error_handlers
 from handlers.observability import logger, tracer
-from harness.errors import HarnessError, InternalError, ResourceNotFoundError
 
 app = APIGatewayRestResolver()
 
@@ -25,20 +24,7 @@ def get_erasure(actor_id: str, erasure_id: str) -> Response[str]:
     return json_response(200, {"erasure": erasure().receipt(actor_id, erasure_id)})
 
 
-@app.exception_handler(HarnessError)
-def handle_harness_error(error: HarnessError) -> Response[str]:
-    return error_response(error)
-
-
-@app.not_found
-def handle_not_found(_: Exception) -> Response[str]:
-    return error_response(ResourceNotFoundError("No such operation: check the method and path."))
-
-
-@app.exception_handler(Exception)
-def handle_unexpected(error: Exception) -> Response[str]:
-    logger.exception("unexpected error")
-    return error_response(InternalError("The request failed because of an internal error."))
+register_error_handlers(app)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

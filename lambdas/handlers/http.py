@@ -5,9 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
-from harness.errors import CannotParseError, HarnessError, PayloadTooLargeError
+from handlers.observability import logger
+from harness.errors import (
+    CannotParseError,
+    HarnessError,
+    InternalError,
+    PayloadTooLargeError,
+    ResourceNotFoundError,
+)
 from harness.ids import Account
 
 JSON = "application/json"
@@ -41,3 +48,21 @@ def json_response(status: int, body: dict[str, Any]) -> Response[str]:
 
 def account_of(context: Any) -> Account:
     return Account.from_function_arn(context.invoked_function_arn)
+
+
+def register_error_handlers(app: APIGatewayRestResolver) -> None:
+    """Shape every error as AgentCore does; unexpected ones never show their internals."""
+
+    @app.exception_handler(HarnessError)
+    def handle_harness_error(error: HarnessError) -> Response[str]:
+        logger.info("request rejected", extra={"error_type": error.error_type})
+        return error_response(error)
+
+    @app.not_found
+    def handle_not_found(_: Exception) -> Response[str]:
+        return error_response(ResourceNotFoundError("No such operation: check the method and path."))
+
+    @app.exception_handler(Exception)
+    def handle_unexpected(error: Exception) -> Response[str]:
+        logger.exception("unexpected error")
+        return error_response(InternalError("The request failed because of an internal error."))

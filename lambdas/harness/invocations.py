@@ -35,6 +35,8 @@ DEFAULT_ACTOR = "default"
 _IMPLEMENTED_BODY = {"messages", "actorId", *records.OVERRIDES}
 _SUPPORTED_BLOCKS = {"text", "toolUse", "toolResult"}
 POLL_SECONDS = 0.05
+LIVENESS_CHECK_SECONDS = 2.0
+EXECUTION_GONE = "The invocation stopped without finishing its stream; its execution is no longer running."
 
 
 def _digest(value: Any) -> str:
@@ -80,6 +82,7 @@ class InvocationStream:
         actor_id: str,
         invocation_id: str,
         after: str | None,
+        is_running: Callable[[], bool],
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -87,6 +90,7 @@ class InvocationStream:
         self._memory = memory
         self._actor_id = actor_id
         self._after = after
+        self._is_running = is_running
         self._sleep = sleep
         self._clock = clock
 
@@ -96,16 +100,29 @@ class InvocationStream:
         ``deadline`` (a ``time.monotonic`` value) bounds a buffered response such as a Lambda
         behind API Gateway: past it, the stream ends with ``partial_turn`` and the loop goes on.
         """
+        quiet_since = self._clock()
+        execution_gone = False
         while True:
-            for position, event, control in self._memory.read_events(
-                self._actor_id, self.invocation_id, self._after
-            ):
+            rows = self._memory.read_events(self._actor_id, self.invocation_id, self._after)
+            for position, event, control in rows:
                 self._after = position
                 if event is not None:
                     yield event
                 if control in {"pause", "end"}:
                     return
-            if deadline is not None and self._clock() >= deadline:
+            if execution_gone:
+                # The execution ended without its closing events (it was stopped, or its last
+                # step failed): say so instead of waiting forever.
+                yield {"internalServerException": {"message": EXECUTION_GONE}}
+                return
+            now = self._clock()
+            if rows:
+                quiet_since = now
+            elif now - quiet_since >= LIVENESS_CHECK_SECONDS:
+                quiet_since = now
+                execution_gone = not self._is_running()  # read once more before reporting it
+                continue
+            if deadline is not None and now >= deadline:
                 yield {"messageStop": {"stopReason": "partial_turn"}}
                 return
             self._sleep(POLL_SECONDS)
@@ -169,8 +186,13 @@ class Invocations:
                 and active["status"] == records.RUNNING
                 and active.get("inputDigest") == _digest(messages)
             ):
-                return InvocationStream(self._memory, actor_id, active["invocationId"], after=None)
-            raise ResourceConflictError("This session has an invocation in progress; wait for it to finish.")
+                return self._stream(actor_id, active["invocationId"], after=None)
+            if active and active["status"] in records.ACTIVE_STATUSES:
+                raise ResourceConflictError(
+                    "This session has an invocation in progress; wait for it to finish."
+                )
+            # A finished invocation that did not release the session (its last step failed).
+            self._memory.end_turn(actor_id, session_id, session["activeInvocationId"])
         if _tool_results(messages):
             ids = ", ".join(r["toolUseId"] for r in _tool_results(messages))
             raise ValidationError(
@@ -233,7 +255,16 @@ class Invocations:
             raise InternalError(
                 "The agent loop could not be started; nothing was run. Retry the request."
             ) from error
-        return InvocationStream(self._memory, actor_id, invocation_id, after=None)
+        return self._stream(actor_id, invocation_id, after=None)
+
+    def _stream(self, actor_id: str, invocation_id: str, after: str | None) -> InvocationStream:
+        return InvocationStream(
+            self._memory,
+            actor_id,
+            invocation_id,
+            after,
+            is_running=lambda: self._workflow.is_running(invocation_id),
+        )
 
     def _resume(self, actor_id: str, invocation: dict[str, Any], body: dict[str, Any]) -> InvocationStream:
         pending = list(invocation.get("pendingToolUseIds", []))
@@ -291,6 +322,4 @@ class Invocations:
                 actor_id, invocation["invocationId"], stored, invocation["expiresAt"]
             )
         self._workflow.resume(token, {"answered": answered})
-        return InvocationStream(
-            self._memory, actor_id, invocation["invocationId"], after=invocation.get("pausePosition")
-        )
+        return self._stream(actor_id, invocation["invocationId"], after=invocation.get("pausePosition"))

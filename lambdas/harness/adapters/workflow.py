@@ -30,8 +30,20 @@ class Workflow:
     def resume(self, task_token: str, output: dict[str, Any]) -> None:
         self._sfn.send_task_success(taskToken=task_token, output=json.dumps(output))
 
+    def _execution_arn(self, invocation_id: str) -> str:
+        return self._arn.replace(":stateMachine:", ":execution:") + f":{invocation_id}"
+
+    def is_running(self, invocation_id: str) -> bool:
+        try:
+            status = self._sfn.describe_execution(executionArn=self._execution_arn(invocation_id))["status"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ExecutionDoesNotExist":
+                return False
+            raise
+        return bool(status == "RUNNING")
+
     def stop(self, invocation_id: str, cause: str) -> None:
-        execution_arn = self._arn.replace(":stateMachine:", ":execution:") + f":{invocation_id}"
+        execution_arn = self._execution_arn(invocation_id)
         try:
             self._sfn.stop_execution(executionArn=execution_arn, error="Stopped", cause=cause)
         except ClientError as error:
