@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from local_runtime.lambda_dispatch import context_for, load_handler
 from local_runtime.provision import Deployment, Route
@@ -48,7 +48,8 @@ def _proxy_event(
         "multiValueHeaders": {name: [value] for name, value in headers.items()},
         "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
         "multiValueQueryStringParameters": query or None,
-        "pathParameters": path_params or None,
+        # API Gateway decodes path parameters; the path itself stays as sent.
+        "pathParameters": {name: unquote(value) for name, value in path_params.items()} or None,
         "stageVariables": None,
         "requestContext": {
             "requestId": request_id,

@@ -78,11 +78,11 @@ def _invoke_params(event: Any) -> dict[str, Any]:
     params: dict[str, Any] = {
         "harnessArn": event.get_query_string_value("harnessArn"),
         "qualifier": event.get_query_string_value("qualifier"),
-        "runtimeSessionId": event.get_header_value(SESSION_HEADER, case_sensitive=False),
-        "runtimeUserId": event.get_header_value(USER_HEADER, case_sensitive=False),
+        "runtimeSessionId": event.headers.get(SESSION_HEADER),
+        "runtimeUserId": event.headers.get(USER_HEADER),
     }
     for member, header in TRACE_HEADERS.items():
-        params[member] = event.get_header_value(header, case_sensitive=False)
+        params[member] = event.headers.get(header)
     return {name: value for name, value in params.items() if value is not None}
 
 
@@ -100,7 +100,7 @@ def _encoder(accept: str | None) -> tuple[str, Any]:
 @app.post("/harnesses/invoke")
 def invoke_harness() -> Response[bytes]:
     stream = _open_stream(app.current_event, app.lambda_context)
-    content_type, encode = _encoder(app.current_event.get_header_value("accept", case_sensitive=False))
+    content_type, encode = _encoder(app.current_event.headers.get("accept"))
     deadline = time.monotonic() + max(
         1.0, (app.lambda_context.get_remaining_time_in_millis() - RESPONSE_MARGIN_MS) / 1000
     )
@@ -137,7 +137,7 @@ def stream_invoke(event: dict[str, Any], context: Any) -> tuple[int, dict[str, s
             known = InternalError("The request failed because of an internal error.")
         status, headers, body = known.to_response()
         return status, headers | {"Content-Type": "application/json"}, iter([json.dumps(body).encode()])
-    content_type, encode = _encoder(proxy_event.get_header_value("accept", case_sensitive=False))
+    content_type, encode = _encoder(proxy_event.headers.get("accept"))
     return (
         200,
         {"Content-Type": content_type, "x-amzn-invocation-id": stream.invocation_id},

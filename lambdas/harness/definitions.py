@@ -55,8 +55,9 @@ class DefinitionStore(Protocol):
     def claim_name(self, harness_name: str, harness_id: str) -> str | None: ...
     def release_name(self, harness_name: str, harness_id: str) -> None: ...
     def remember_client_token(
-        self, client_token: str, request_digest: str, harness_id: str
+        self, client_token: str, request_digest: str, result_ref: str
     ) -> tuple[str, str]: ...
+    def forget_client_token(self, client_token: str, result_ref: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,10 @@ def _unsupported(problems: list[FieldProblem], path: str, what: str) -> None:
     problems.append(FieldProblem(path, f"{what} is not supported by this deployment yet"))
 
 
-def _check_implemented(body: dict[str, Any]) -> None:
+def configuration_problems(body: dict[str, Any]) -> list[FieldProblem]:
+    """What this deployment cannot run in a harness configuration (a definition or the overrides
+    of one invocation): providers, tool types, memory options, prompt blocks, limits."""
     problems: list[FieldProblem] = []
-    for name in body:
-        if name not in _IMPLEMENTED:
-            _unsupported(problems, name, name)
     model = body.get("model")
     if isinstance(model, dict):
         for kind, config in model.items():
@@ -119,6 +119,10 @@ def _check_implemented(body: dict[str, Any]) -> None:
     names = [tool.get("name") for tool in body.get("tools") or []]
     if len(names) != len(set(names)):
         problems.append(FieldProblem("tools", "tool names must be unique"))
+    return problems
+
+
+def raise_problems(problems: list[FieldProblem]) -> None:
     if problems:
         raise ValidationError(
             f"{len(problems)} unsupported or invalid field(s): " + ", ".join(p.name for p in problems),
@@ -126,9 +130,17 @@ def _check_implemented(body: dict[str, Any]) -> None:
         )
 
 
-def _request_digest(body: dict[str, Any]) -> str:
+def _check_implemented(body: dict[str, Any]) -> None:
+    problems: list[FieldProblem] = []
+    for name in body:
+        if name not in _IMPLEMENTED:
+            _unsupported(problems, name, name)
+    raise_problems(problems + configuration_problems(body))
+
+
+def _request_digest(operation: str, harness_id: str, body: dict[str, Any]) -> str:
     relevant = {k: v for k, v in body.items() if k != "clientToken"}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([operation, harness_id, relevant], sort_keys=True).encode()).hexdigest()
 
 
 def _event_expiry_days(memory: dict[str, Any] | None, defaults: DeploymentDefaults) -> int:
@@ -145,21 +157,10 @@ class HarnessDefinitions:
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         contract.validate_request(CONTROL, "CreateHarness", body, {})
         _check_implemented(body)
-        digest = _request_digest(body)
         harness_id = new_harness_id(body["harnessName"])
-        if body.get("clientToken"):
-            known_id, known_digest = self._store.remember_client_token(
-                body["clientToken"], digest, harness_id
-            )
-            if known_id != harness_id:
-                if known_digest != digest:
-                    raise ValidationError(
-                        "clientToken was already used with a different request.",
-                        reason="IdempotentParameterMismatchException",
-                    )
-                existing = self._store.get(known_id)
-                if existing is not None:
-                    return existing
+        replayed = self._replay("CreateHarness", body, harness_id)
+        if replayed is not None:
+            return replayed
         now = time.time()
         memory = body.get("memory") or {
             "managedMemoryConfiguration": {"eventExpiryDuration": self._defaults.event_expiry_days}
@@ -177,7 +178,7 @@ class HarnessDefinitions:
             "systemPrompt": body.get("systemPrompt") or [],
             "tools": body.get("tools") or [],
             "skills": [],
-            "allowedTools": body.get("allowedTools") or DEFAULT_ALLOWED_TOOLS,
+            "allowedTools": body.get("allowedTools", DEFAULT_ALLOWED_TOOLS),
             "truncation": {"strategy": "none"},
             "environment": self._defaults.environment(),
             "memory": {
@@ -194,11 +195,38 @@ class HarnessDefinitions:
             record["tags"] = body["tags"]
         owner = self._store.claim_name(body["harnessName"], harness_id)
         if owner is not None and owner != harness_id:
+            self._forget(body, harness_id)
             raise ConflictError(f"A harness named {body['harnessName']} already exists ({owner}).")
         if not self._store.create(record):
             self._store.release_name(body["harnessName"], harness_id)
+            self._forget(body, harness_id)
             raise ConflictError(f"Harness {harness_id} already exists.")
         return record
+
+    def _replay(self, operation: str, body: dict[str, Any], result_ref: str) -> dict[str, Any] | None:
+        """The result of an earlier request with the same clientToken, or None for a new request.
+
+        ``result_ref`` names what this request will produce (``<harnessId>`` or
+        ``<harnessId>@<version>``); the token is recorded against it before the write.
+        """
+        token = body.get("clientToken")
+        if not token:
+            return None
+        digest = _request_digest(operation, result_ref.split("@")[0] if "@" in result_ref else "", body)
+        known_ref, known_digest = self._store.remember_client_token(token, digest, result_ref)
+        if known_ref == result_ref:
+            return None
+        if known_digest != digest:
+            raise ValidationError(
+                "clientToken was already used with a different request.",
+                reason="IdempotentParameterMismatchException",
+            )
+        harness_id, _, version = known_ref.partition("@")
+        return self._store.get(harness_id, int(version) if version else None)
+
+    def _forget(self, body: dict[str, Any], result_ref: str) -> None:
+        if body.get("clientToken"):
+            self._store.forget_client_token(body["clientToken"], result_ref)
 
     def get(self, harness_id: str, version: str | None = None) -> dict[str, Any]:
         contract.validate_request(
@@ -283,9 +311,13 @@ class HarnessDefinitions:
                 }
             }
         version = int(current["harnessVersion"]) + 1
+        replayed = self._replay("UpdateHarness", body, f"{harness_id}@{version}")
+        if replayed is not None:
+            return replayed
         record["harnessVersion"] = str(version)
         record["updatedAt"] = time.time()
         if not self._store.update(record, expected_version=version - 1):
+            self._forget(body, f"{harness_id}@{version}")
             raise ConflictError(f"Harness {harness_id} was changed concurrently; read it again and retry.")
         return record
 

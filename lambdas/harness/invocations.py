@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from harness import contract, records
+from harness.definitions import configuration_problems, raise_problems
 from harness.errors import (
     AccessDeniedError,
     FieldProblem,
@@ -36,6 +37,9 @@ _IMPLEMENTED_BODY = {"messages", "actorId", *records.OVERRIDES}
 _SUPPORTED_BLOCKS = {"text", "toolUse", "toolResult"}
 POLL_SECONDS = 0.05
 LIVENESS_CHECK_SECONDS = 2.0
+# An invocation younger than this may still be between claiming its session and starting its
+# execution: it is not abandoned for lack of an execution.
+START_GRACE_SECONDS = 30.0
 EXECUTION_GONE = "The invocation stopped without finishing its stream; its execution is no longer running."
 
 
@@ -156,10 +160,8 @@ class Invocations:
             unsupported.append(
                 FieldProblem("qualifier", "harness endpoints are not supported by this deployment yet")
             )
-        if unsupported:
-            raise ValidationError(
-                "Unsupported fields: " + ", ".join(p.name for p in unsupported), fields=unsupported
-            )
+        overrides = {name: body[name] for name in records.OVERRIDES if name in body}
+        raise_problems(unsupported + configuration_problems(overrides))
         messages = body["messages"]
         _check_messages(messages)
         actor_id = check_actor_id(body.get("actorId") or params.get("runtimeUserId") or DEFAULT_ACTOR)
@@ -179,20 +181,13 @@ class Invocations:
             )
         if session and session.get("activeInvocationId"):
             active = self._memory.get_invocation(actor_id, session["activeInvocationId"])
-            if active and active["status"] == records.AWAITING_CLIENT:
-                return self._resume(actor_id, active, body)
-            if (
-                active
-                and active["status"] == records.RUNNING
-                and active.get("inputDigest") == _digest(messages)
-            ):
-                return self._stream(actor_id, active["invocationId"], after=None)
             if active and active["status"] in records.ACTIVE_STATUSES:
-                raise ResourceConflictError(
-                    "This session has an invocation in progress; wait for it to finish."
-                )
-            # A finished invocation that did not release the session (its last step failed).
-            self._memory.end_turn(actor_id, session_id, session["activeInvocationId"])
+                stream = self._continue(actor_id, active, body)
+                if stream is not None:
+                    return stream
+            else:
+                # A finished invocation that did not release the session (its last step failed).
+                self._memory.end_turn(actor_id, session_id, session["activeInvocationId"])
         if _tool_results(messages):
             ids = ", ".join(r["toolUseId"] for r in _tool_results(messages))
             raise ValidationError(
@@ -201,6 +196,65 @@ class Invocations:
                 fields=[FieldProblem("messages", f"unknown or already-answered toolUseId {ids}")],
             )
         return self._start(actor_id, session_id, harness, body, params)
+
+    def _continue(
+        self, actor_id: str, active: dict[str, Any], body: dict[str, Any]
+    ) -> InvocationStream | None:
+        """Resume, re-attach to, or settle the invocation in progress; None when the session is free."""
+        invocation_id = active["invocationId"]
+        execution = self._workflow.status(invocation_id)
+        same_request = active["status"] == records.RUNNING and active.get("inputDigest") == _digest(
+            body["messages"]
+        )
+        if execution is None and same_request:
+            # The request that created it failed before starting the loop: this retry starts it.
+            self._workflow.start(invocation_id, self._execution_input(actor_id, active))
+            return self._stream(actor_id, invocation_id, after=None)
+        starting = execution is None and self._clock() - float(active["createdAt"]) < START_GRACE_SECONDS
+        if execution != "RUNNING" and not starting:
+            self._abandon(actor_id, active)
+            return None
+        if active["status"] == records.AWAITING_CLIENT:
+            return self._resume(actor_id, active, body)
+        if same_request:
+            return self._stream(actor_id, invocation_id, after=None)
+        raise ResourceConflictError("This session has an invocation in progress; wait for it to finish.")
+
+    def _abandon(self, actor_id: str, invocation: dict[str, Any]) -> None:
+        """End an invocation whose execution is gone, so it cannot hold its session forever."""
+        invocation_id = invocation["invocationId"]
+        if not self._memory.update_invocation(
+            actor_id, invocation_id, status=records.FAILED, expected_status=invocation["status"]
+        ):
+            return
+        self._memory.put_event(
+            actor_id,
+            invocation_id,
+            records.end_position(0),
+            event={"internalServerException": {"message": EXECUTION_GONE}},
+            expires_at=invocation["expiresAt"],
+        )
+        self._memory.put_event(
+            actor_id,
+            invocation_id,
+            records.END_CONTROL_POSITION,
+            control="end",
+            expires_at=invocation["expiresAt"],
+        )
+        self._memory.end_turn(actor_id, invocation["sessionId"], invocation_id)
+
+    def _execution_input(self, actor_id: str, invocation: dict[str, Any]) -> dict[str, Any]:
+        # Ids and counters only: the execution never carries conversation content.
+        return {
+            "ids": {
+                "invocationId": invocation["invocationId"],
+                "actorId": actor_id,
+                "sessionId": invocation["sessionId"],
+                "harnessId": invocation["harnessId"],
+                "harnessVersion": invocation["harnessVersion"],
+                "clientResponseTimeoutSeconds": self._client_timeout,
+            }
+        }
 
     def _start(
         self,
@@ -237,16 +291,7 @@ class Invocations:
             expires_at=expires_at,
         )
         self._memory.update_invocation(actor_id, invocation_id, status=records.RUNNING, fields={"turn": turn})
-        execution_input = {
-            "ids": {
-                "invocationId": invocation_id,
-                "actorId": actor_id,
-                "sessionId": session_id,
-                "harnessId": harness["harnessId"],
-                "harnessVersion": harness["harnessVersion"],
-                "clientResponseTimeoutSeconds": self._client_timeout,
-            }
-        }
+        execution_input = self._execution_input(actor_id, invocation)
         try:
             self._workflow.start(invocation_id, execution_input)
         except Exception as error:

@@ -7,14 +7,17 @@ that Step Functions retries overwrites what it wrote before instead of duplicati
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from harness import records
-from harness.errors import HarnessError, InternalError, ResourceNotFoundError
+from harness.errors import HarnessError, ResourceNotFoundError
 from harness.ids import actor_digest
 from harness.providers.base import (
     ModelCallError,
@@ -39,6 +42,11 @@ LIMIT_MESSAGES = {
     "max_tokens": "The invocation reached its maxTokens budget.",
     "timeout_exceeded": "The invocation reached its timeoutSeconds limit.",
 }
+
+
+class LoopStateError(Exception):
+    """The stored state of an invocation contradicts the loop (an operator's problem: its message
+    is logged, never shown to the caller)."""
 
 
 class TransientStoreError(Exception):
@@ -254,7 +262,7 @@ class AgentLoop:
                 "refusedToolName": call["name"],
             }
         else:
-            raise InternalError(f"no server-side dispatcher for tool {call['name']}")
+            raise LoopStateError(f"no server-side dispatcher for tool {call['name']}")
         self._memory.put_tool_result(ids.actor_id, ids.invocation_id, result, invocation["expiresAt"])
         emit = _Emitter(
             self._memory,
@@ -363,33 +371,41 @@ class AgentLoop:
             self._memory.put_event(
                 ids.actor_id, ids.invocation_id, records.end_position(n), event=event, expires_at=expires
             )
-        self._audit.write(
-            f"invocations/{ids.harness_id}/{ids.invocation_id}.json",
-            {
-                "kind": "invocation",
-                "invocationId": ids.invocation_id,
-                "harnessId": ids.harness_id,
-                "harnessVersion": ids.harness_version,
-                # A digest, not the actor id: audit records are locked for years, actor data is erasable.
-                "actorDigest": actor_digest(ids.actor_id),
-                "status": status,
-                "stopReason": stop_reason,
-                "iterations": (loop or {}).get("iteration"),
-                "totalTokens": (loop or {}).get("totalTokens"),
-                "refusedToolCalls": sorted(
-                    r["refusedToolName"]
-                    for r in self._memory.get_tool_results(ids.actor_id, ids.invocation_id).values()
-                    if "refusedToolName" in r
-                ),
-                "failure": failure,
-                "startedAt": invocation["createdAt"],
-                "endedAt": self._clock(),
-            },
-        )
+        # Release the session before the audit write: a failing write is retried (and then
+        # recorded by RecordFailure) without leaving the session claimed.
         self._memory.update_invocation(
             ids.actor_id, ids.invocation_id, status=status, fields={"stopReason": stop_reason}
         )
         self._memory.end_turn(ids.actor_id, ids.session_id, ids.invocation_id)
+        refused = [
+            # Model-chosen names may carry user text; the locked audit log keeps only digests.
+            {
+                "toolUseId": r["toolUseId"],
+                "nameDigest": hashlib.sha256(r["refusedToolName"].encode()).hexdigest(),
+            }
+            for r in self._memory.get_tool_results(ids.actor_id, ids.invocation_id).values()
+            if "refusedToolName" in r
+        ]
+        record = {
+            "kind": "invocation",
+            "invocationId": ids.invocation_id,
+            "harnessId": ids.harness_id,
+            "harnessVersion": ids.harness_version,
+            # A digest, not the actor id: audit records are locked for years, actor data is erasable.
+            "actorDigest": actor_digest(ids.actor_id),
+            "status": status,
+            "stopReason": stop_reason,
+            "iterations": (loop or {}).get("iteration"),
+            "totalTokens": (loop or {}).get("totalTokens"),
+            "refusedToolCalls": sorted(refused, key=lambda r: r["toolUseId"]),
+            "failure": failure,
+            "startedAt": invocation["createdAt"],
+            "endedAt": self._clock(),
+        }
+        try:
+            self._audit.write(f"invocations/{ids.harness_id}/{ids.invocation_id}.json", record)
+        except (ClientError, BotoCoreError) as error:
+            raise TransientStoreError("the audit record could not be written; the step is retried") from error
         self._memory.put_event(
             ids.actor_id, ids.invocation_id, records.END_CONTROL_POSITION, control="end", expires_at=expires
         )
@@ -426,7 +442,7 @@ class AgentLoop:
         ):
             if stored_position == position:
                 return message
-        raise InternalError(f"assistant message of iteration {iteration} is missing")
+        raise LoopStateError(f"assistant message of iteration {iteration} is missing")
 
     def _tool_uses(self, ids: Ids, turn: int, iteration: int) -> list[dict[str, Any]]:
         message = self._assistant_message(ids, turn, iteration)
@@ -441,7 +457,7 @@ class AgentLoop:
             for index, call in enumerate(tool_uses):
                 if call["toolUseId"] == tool_use_id:
                     return int(position[len(prefix) : len(prefix) + 4]), index, call
-        raise InternalError(f"tool use {tool_use_id} is not part of this invocation")
+        raise LoopStateError(f"tool use {tool_use_id} is not part of this invocation")
 
     def _commit_tool_results(self, ids: Ids, invocation: dict[str, Any], iteration: int) -> None:
         """Write the tool results of ``iteration`` as one user message, in the model's call order."""
@@ -451,7 +467,7 @@ class AgentLoop:
         results = self._memory.get_tool_results(ids.actor_id, ids.invocation_id)
         missing = [c["toolUseId"] for c in calls if c["toolUseId"] not in results]
         if missing:
-            raise InternalError(f"tool results missing for {', '.join(missing)}")
+            raise LoopStateError(f"tool results missing for {', '.join(missing)}")
         content = [
             {
                 "toolResult": {

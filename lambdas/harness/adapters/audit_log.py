@@ -47,10 +47,16 @@ class AuditLog:
         return sealed
 
     def verify(self, sealed: dict[str, Any]) -> bool:
-        response = self._kms.verify_mac(
-            KeyId=self._mac_key_id,
-            Message=canonical_json(sealed["record"]),
-            MacAlgorithm=sealed["macAlgorithm"],
-            Mac=base64.b64decode(sealed["mac"]),
-        )
+        """Whether the record still matches its seal (a tampered record answers False, not an error)."""
+        try:
+            response = self._kms.verify_mac(
+                KeyId=self._mac_key_id,
+                Message=canonical_json(sealed["record"]),
+                MacAlgorithm=sealed["macAlgorithm"],
+                Mac=base64.b64decode(sealed["mac"]),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "KMSInvalidMacException":
+                return False
+            raise
         return bool(response["MacValid"])

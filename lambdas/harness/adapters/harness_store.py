@@ -113,22 +113,36 @@ class HarnessStore:
                 raise
 
     def remember_client_token(
-        self, client_token: str, request_digest: str, harness_id: str
+        self, client_token: str, request_digest: str, result_ref: str
     ) -> tuple[str, str]:
-        """Record which harness a client token created; returns the (harness id, digest) on record."""
+        """Record what a client token's request produces; returns the (result, digest) on record."""
         key = {"harnessId": {"S": f"TOKEN#{client_token}"}, "sk": {"S": "TOKEN"}}
         try:
             self._ddb.put_item(
                 TableName=self._table,
-                Item=key | {"owner": {"S": harness_id}, "digest": {"S": request_digest}},
+                Item=key | {"owner": {"S": result_ref}, "digest": {"S": request_digest}},
                 ConditionExpression="attribute_not_exists(harnessId)",
             )
-            return harness_id, request_digest
+            return result_ref, request_digest
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
         item = self._ddb.get_item(TableName=self._table, Key=key, ConsistentRead=True)["Item"]
         return item["owner"]["S"], item["digest"]["S"]
+
+    def forget_client_token(self, client_token: str, result_ref: str) -> None:
+        """Drop a token whose request failed, so a retry can succeed."""
+        try:
+            self._ddb.delete_item(
+                TableName=self._table,
+                Key={"harnessId": {"S": f"TOKEN#{client_token}"}, "sk": {"S": "TOKEN"}},
+                ConditionExpression="#o = :ref",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":ref": {"S": result_ref}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     def get(self, harness_id: str, version: int | None = None) -> dict[str, Any] | None:
         key = LATEST if version is None else _version_key(version)
@@ -154,7 +168,8 @@ class HarnessStore:
             "FilterExpression": "sk = :latest",
             "ExpressionAttributeValues": {":latest": {"S": LATEST}},
         }
-        return self._paged_scan(kwargs, limit, next_token)
+        start_key = _decode_token(next_token) if next_token else None
+        return self._paged(self._ddb.scan, kwargs, limit, start_key)
 
     def list_versions(
         self, harness_id: str, limit: int, next_token: str | None
@@ -165,26 +180,26 @@ class HarnessStore:
             "ExpressionAttributeValues": {":id": {"S": harness_id}, ":v": {"S": "V#"}},
             "ConsistentRead": True,
         }
-        return self._paged(self._ddb.query, kwargs, limit, next_token)
-
-    def _paged_scan(
-        self, kwargs: dict[str, Any], limit: int, next_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        return self._paged(self._ddb.scan, kwargs, limit, next_token)
+        start_key = _decode_token(next_token, harness_id) if next_token else None
+        return self._paged(self._ddb.query, kwargs, limit, start_key)
 
     @staticmethod
     def _paged(
-        operation: Any, kwargs: dict[str, Any], limit: int, next_token: str | None
+        operation: Any, kwargs: dict[str, Any], limit: int, start_key: dict[str, Any] | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         # A filter can leave a page short, so keep reading until the page is full or the table ends.
         records: list[dict[str, Any]] = []
-        start_key = _decode_token(next_token) if next_token else None
         last_key = None
         while len(records) < limit:
             if start_key:
                 kwargs["ExclusiveStartKey"] = start_key
             kwargs["Limit"] = limit - len(records)
-            page = operation(**kwargs)
+            try:
+                page = operation(**kwargs)
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ValidationException":
+                    raise ValidationError("nextToken is not a token this API issued.") from error
+                raise
             records.extend(json.loads(item["body"]["S"]) for item in page.get("Items", []))
             last_key = page.get("LastEvaluatedKey")
             if not last_key:
@@ -220,11 +235,18 @@ def _encode_token(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
 
 
-def _decode_token(token: str) -> dict[str, Any]:
+def _decode_token(token: str, harness_id: str | None = None) -> dict[str, Any]:
+    """The table key a nextToken names; anything but a key of this table (of this harness, when
+    listing versions) is rejected before it reaches DynamoDB."""
+    invalid = ValidationError("nextToken is not a token this API issued.")
     try:
         key = json.loads(base64.urlsafe_b64decode(token.encode()))
     except (ValueError, json.JSONDecodeError) as error:
-        raise ValidationError("nextToken is not a token this API issued.") from error
-    if not isinstance(key, dict) or not all(isinstance(v, dict) for v in key.values()):
-        raise ValidationError("nextToken is not a token this API issued.")
+        raise invalid from error
+    if not isinstance(key, dict) or set(key) != {"harnessId", "sk"}:
+        raise invalid
+    if not all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values()):
+        raise invalid
+    if harness_id is not None and key["harnessId"]["S"] != harness_id:
+        raise invalid
     return key

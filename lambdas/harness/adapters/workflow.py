@@ -33,14 +33,18 @@ class Workflow:
     def _execution_arn(self, invocation_id: str) -> str:
         return self._arn.replace(":stateMachine:", ":execution:") + f":{invocation_id}"
 
-    def is_running(self, invocation_id: str) -> bool:
+    def status(self, invocation_id: str) -> str | None:
+        """RUNNING, SUCCEEDED, FAILED, ... or None when the invocation's execution never started."""
         try:
-            status = self._sfn.describe_execution(executionArn=self._execution_arn(invocation_id))["status"]
+            response = self._sfn.describe_execution(executionArn=self._execution_arn(invocation_id))
         except ClientError as error:
             if error.response["Error"]["Code"] == "ExecutionDoesNotExist":
-                return False
+                return None
             raise
-        return bool(status == "RUNNING")
+        return str(response["status"])
+
+    def is_running(self, invocation_id: str) -> bool:
+        return self.status(invocation_id) == "RUNNING"
 
     def stop(self, invocation_id: str, cause: str) -> None:
         execution_arn = self._execution_arn(invocation_id)
