@@ -1,0 +1,129 @@
+"""Tool visibility: harness tools ∩ harness allowedTools ∩ invocation allowedTools."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.providers.base import ToolSpec
+from harness.records import EffectiveConfig
+from harness.tools.registry import CLIENT, Toolset, unsupported_reason
+
+
+def tool(name: str, description: str = "does things") -> dict[str, Any]:
+    return {
+        "type": "inline_function",
+        "name": name,
+        "config": {"inlineFunction": {"description": description, "inputSchema": {"type": "object"}}},
+    }
+
+
+TOOLS = [tool("lookup"), tool("look_around"), tool("delete_all"), tool("send_mail")]
+
+
+def visible(harness: list[str] | None, invocation: list[str] | None) -> set[str]:
+    return set(Toolset.for_invocation(TOOLS, harness, invocation).tools)
+
+
+def test_star_and_none_allow_every_tool() -> None:
+    everything = {t["name"] for t in TOOLS}
+    assert visible(["*"], None) == everything
+    assert visible(None, None) == everything
+    assert visible(["*"], ["*"]) == everything
+
+
+def test_exact_names_and_globs() -> None:
+    assert visible(["lookup", "send_mail"], None) == {"lookup", "send_mail"}
+    assert visible(["look*"], None) == {"lookup", "look_around"}
+    assert visible(["*_all"], None) == {"delete_all"}
+    assert visible(["nothing*"], None) == set()
+    assert visible([], None) == set()
+
+
+def test_the_invocation_can_only_narrow() -> None:
+    assert visible(["look*"], ["lookup"]) == {"lookup"}
+    assert visible(["look*"], ["*"]) == {"lookup", "look_around"}
+    # Naming a tool the harness does not allow does not widen the set.
+    assert visible(["lookup"], ["delete_all", "lookup"]) == {"lookup"}
+    assert visible(["lookup"], ["delete_all"]) == set()
+    assert visible(["*"], []) == set()
+
+
+def test_at_patterns_are_not_globs() -> None:
+    # "@builtin" selects built-in tool types only; "@server/*" patterns never match inline tools.
+    assert visible(["@builtin"], None) == set()
+    assert visible(["@*"], None) == set()
+
+
+def test_route_refuses_names_outside_the_set() -> None:
+    toolset = Toolset.for_invocation(TOOLS, ["look*"], ["lookup"])
+    assert toolset.route("lookup") == CLIENT
+    assert toolset.route("look_around") is None  # allowed by the harness, not by the invocation
+    assert toolset.route("delete_all") is None
+    assert toolset.route("hallucinated") is None
+    assert toolset.route("") is None
+
+
+def test_specs_describe_only_the_visible_tools() -> None:
+    toolset = Toolset.for_invocation(TOOLS, ["lookup"], None)
+    assert toolset.specs() == [ToolSpec("lookup", "does things", {"type": "object"})]
+
+
+def test_effective_config_applies_invocation_overrides() -> None:
+    harness = {
+        "model": {"m": {}},
+        "tools": TOOLS,
+        "allowedTools": ["look*"],
+        "systemPrompt": [{"text": "hi"}],
+    }
+    config = EffectiveConfig.of(harness, {"allowedTools": ["lookup", "delete_all"]})
+    assert set(config.toolset.tools) == {"lookup"}
+    assert config.system == ["hi"]
+    assert config.max_iterations == 20 and config.timeout_seconds == 900 and config.max_tokens is None
+    # Invocation-level tools replace the harness's, and are still filtered by the harness allowedTools.
+    config = EffectiveConfig.of(harness, {"tools": [tool("delete_all"), tool("lookup")]})
+    assert set(config.toolset.tools) == {"lookup"}
+
+
+@pytest.mark.parametrize(
+    ("definition", "problem"),
+    [
+        ({"type": "remote_mcp", "name": "docs", "config": {"remoteMcp": {"url": "https://x"}}}, "remote_mcp"),
+        ({"type": "agentcore_browser", "name": "b"}, "agentcore_browser"),
+        ({"type": "inline_function", "config": {"inlineFunction": {}}}, "need a name"),
+        ({"type": "inline_function", "name": "x", "config": {}}, "config.inlineFunction"),
+    ],
+)
+def test_unsupported_tools_are_explained(definition: dict[str, Any], problem: str) -> None:
+    reason = unsupported_reason(definition)
+    assert reason is not None and problem in reason
+
+
+def test_inline_functions_are_supported() -> None:
+    assert unsupported_reason(tool("ok")) is None
+
+
+NAMES = st.sampled_from([t["name"] for t in TOOLS] + ["other"])
+PATTERNS = st.one_of(
+    NAMES,
+    st.just("*"),
+    st.sampled_from(["look*", "*_all", "s*", "*a*", "@builtin", "x*"]),
+)
+ALLOWED = st.one_of(st.none(), st.lists(PATTERNS, max_size=4))
+
+
+@given(harness=ALLOWED, invocation=ALLOWED)
+def test_the_invocation_result_is_always_within_the_harness_result(
+    harness: list[str] | None, invocation: list[str] | None
+) -> None:
+    narrowed = visible(harness, invocation)
+    assert narrowed <= visible(harness, None)
+    assert narrowed <= visible(invocation, None)
+    # Intersection: exactly the tools both levels allow.
+    assert narrowed == visible(harness, None) & visible(invocation, None)
+    toolset = Toolset.for_invocation(TOOLS, harness, invocation)
+    for t in TOOLS:
+        assert (toolset.route(t["name"]) is not None) == (t["name"] in narrowed)
