@@ -326,7 +326,8 @@ class AgentLoop:
             ]
             stop_reason = "timeout_exceeded"
         else:
-            kind = "runtimeClientError" if error == ModelCallError.__name__ else "internalServerException"
+            model_failed = error in _error_names(ModelCallError)
+            kind = "runtimeClientError" if model_failed else "internalServerException"
             events = [{kind: {"message": message}}]
             stop_reason = "error"
         self._close(ids, invocation, records.FAILED, stop_reason, events=events, failure=message)
@@ -535,7 +536,7 @@ def _error_names(cls: type[Exception]) -> set[str]:
     return {cls.__name__}.union(*(_error_names(sub) for sub in cls.__subclasses__()))
 
 
-_CALLER_SAFE_ERRORS = {ModelCallError.__name__} | _error_names(HarnessError)
+_CALLER_SAFE_ERRORS = _error_names(ModelCallError) | _error_names(HarnessError)
 
 
 def describe_failure(failure: dict[str, Any]) -> tuple[str, str]:

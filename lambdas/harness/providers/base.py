@@ -65,3 +65,13 @@ class ModelProvider(Protocol):
 
 class ModelCallError(Exception):
     """A provider failed; the message is safe to show the caller (no credentials, no payloads)."""
+
+
+class ModelUnavailableError(ModelCallError):
+    """Throttling (429), a server error (5xx), a timeout or a connection failure: the call may
+    succeed on another model, so the router fails over."""
+
+
+class ModelRequestError(ModelCallError):
+    """The provider rejected the request itself (bad request, authentication, permissions): no
+    other model will fix it, so the invocation ends with this error."""
