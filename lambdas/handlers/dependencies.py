@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import functools
 
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from handlers.observability import logger
 from harness.adapters.artifact_store import ArtifactStore
 from harness.adapters.audit_log import AuditLog
 from harness.adapters.harness_store import HarnessStore
 from harness.adapters.memory_store import MemoryStore
+from harness.adapters.vault import Vault
 from harness.adapters.workflow import Workflow
 from harness.definitions import DeploymentDefaults, HarnessDefinitions
 from harness.erasure import Erasure
@@ -44,6 +48,14 @@ def invocations(account: Account) -> Invocations:
     )
 
 
+def record_fallback(source: str, target: str, reason: str) -> None:
+    """A model call moved to the next model of its fallback chain: a log line and an EMF metric."""
+    logger.warning("model fallback", extra={"from_provider": source, "to_provider": target, "reason": reason})
+    with single_metric(name="ModelFallback", unit=MetricUnit.Count, value=1) as metric:
+        metric.add_dimension(name="FromProvider", value=source)
+        metric.add_dimension(name="ToProvider", value=target)
+
+
 @functools.cache
 def agent_loop() -> AgentLoop:
     s = settings()
@@ -51,6 +63,9 @@ def agent_loop() -> AgentLoop:
         HarnessStore(s.harness_table),
         MemoryStore(s.memory_table),
         AuditLog(s.audit_bucket, s.audit_mac_key_id),
+        # Provider keys are read inside the model call, from this function's vault grant.
+        vault=Vault(s.vault_secret_prefix).api_key,
+        record_fallback=record_fallback,
     )
 
 

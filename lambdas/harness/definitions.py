@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harness import contract
+from harness import truncation as truncate
 from harness.errors import ConflictError, FieldProblem, ResourceNotFoundError, ValidationError
 from harness.ids import Account, new_harness_id
 from harness.providers import registry as providers
+from harness.providers import router
 from harness.tools import registry as tools
+from harness.tools.registry import Toolset
 
 CONTROL = "bedrock-agentcore-control"
 DEFAULT_MAX_ITERATIONS = 20
@@ -38,6 +41,7 @@ _IMPLEMENTED = {
     "maxIterations",
     "maxTokens",
     "timeoutSeconds",
+    "truncation",
     "tags",
     "harnessId",
 }
@@ -85,16 +89,105 @@ def _unsupported(problems: list[FieldProblem], path: str, what: str) -> None:
     problems.append(FieldProblem(path, f"{what} is not supported by this deployment yet"))
 
 
+# additionalParams that would send a request (and so the vault's key) somewhere else than apiBase,
+# or put a key in the harness definition instead of the vault.
+_ENDPOINT_PARAMS = frozenset(
+    {"api_base", "base_url", "baseUrl", "http_options", "httpOptions", "api_key", "apiKey"}
+)
+
+
+def _model_problems(model: dict[str, Any], path: str = "model") -> list[FieldProblem]:
+    """What this deployment cannot run in a model configuration, its fallback models included."""
+    problems: list[FieldProblem] = []
+    for kind, config in model.items():
+        reason = providers.unsupported_reason(kind, config)
+        if reason:
+            problems.append(FieldProblem(f"{path}.{kind}", reason))
+        params = config.get("additionalParams")
+        if not isinstance(params, dict):
+            continue
+        params_path = f"{path}.{kind}.additionalParams"
+        for name in sorted(_ENDPOINT_PARAMS & set(params)):
+            problems.append(
+                FieldProblem(
+                    f"{params_path}.{name}",
+                    "the endpoint and the key are set by apiBase and apiKeyArn, not additionalParams",
+                )
+            )
+        window = params.get(router.CONTEXT_WINDOW_KEY)
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+            problems.append(
+                FieldProblem(f"{params_path}.{router.CONTEXT_WINDOW_KEY}", "must be a positive integer")
+            )
+        if router.FALLBACKS_KEY not in params:
+            continue
+        fallbacks_path = f"{params_path}.{router.FALLBACKS_KEY}"
+        fallbacks = params[router.FALLBACKS_KEY]
+        if path != "model":
+            problems.append(
+                FieldProblem(fallbacks_path, "a fallback model cannot list fallback models of its own")
+            )
+        elif not isinstance(fallbacks, list):
+            problems.append(FieldProblem(fallbacks_path, "must be a list of model configurations"))
+        else:
+            for index, fallback in enumerate(fallbacks):
+                fallback_path = f"{fallbacks_path}[{index}]"
+                try:
+                    contract.validate(CONTROL, "HarnessModelConfiguration", fallback, path=fallback_path)
+                except ValidationError as error:
+                    problems.extend(error.fields or [FieldProblem(fallback_path, error.message)])
+                else:
+                    problems.extend(_model_problems(fallback, fallback_path))
+    return problems
+
+
+def tool_support_problems(body: dict[str, Any], base: dict[str, Any] | None = None) -> list[FieldProblem]:
+    """The models of the chain (primary and fallbacks) that cannot be offered the tools this
+    configuration makes visible: a harness definition, or with ``base`` (the harness) the
+    overrides of one invocation, whose allowedTools narrow the harness's."""
+    harness = base or {}
+    model = body.get("model") or harness.get("model")
+    if not isinstance(model, dict) or len(model) != 1:
+        return []
+    definitions = [
+        t for t in body.get("tools", harness.get("tools")) or [] if isinstance(t, dict) and t.get("name")
+    ]
+    if base is None:
+        toolset = Toolset.for_invocation(definitions, body.get("allowedTools"), None)
+    else:
+        toolset = Toolset.for_invocation(definitions, base.get("allowedTools"), body.get("allowedTools"))
+    if not toolset.tools:
+        return []
+    problems = []
+    ((primary_kind, _),) = model.items()
+    for index, candidate in enumerate(router.candidates(model)):
+        if not (isinstance(candidate, dict) and len(candidate) == 1) or providers.supports_tools(candidate):
+            continue
+        ((kind, _),) = candidate.items()
+        path = (
+            f"model.{kind}"
+            if index == 0
+            else f"model.{primary_kind}.additionalParams.{router.FALLBACKS_KEY}[{index - 1}]"
+        )
+        problems.append(
+            FieldProblem(
+                path, f"this model does not support tools, and {len(toolset.tools)} tool(s) are configured"
+            )
+        )
+    return problems
+
+
 def configuration_problems(body: dict[str, Any]) -> list[FieldProblem]:
     """What this deployment cannot run in a harness configuration (a definition or the overrides
-    of one invocation): providers, tool types, memory options, prompt blocks, limits."""
+    of one invocation): providers, fallback models, tool types, memory options, prompt blocks,
+    truncation, limits. Whether the models support the tools is ``tool_support_problems``."""
     problems: list[FieldProblem] = []
     model = body.get("model")
     if isinstance(model, dict):
-        for kind, config in model.items():
-            reason = providers.unsupported_reason(kind, config)
-            if reason:
-                problems.append(FieldProblem(f"model.{kind}", reason))
+        problems.extend(_model_problems(model))
+    truncation = body.get("truncation")
+    if isinstance(truncation, dict):
+        problems.extend(FieldProblem(path, message) for path, message in truncate.problems(truncation))
     for index, tool in enumerate(body.get("tools") or []):
         reason = tools.unsupported_reason(tool)
         if reason:
@@ -157,6 +250,7 @@ class HarnessDefinitions:
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         contract.validate_request(CONTROL, "CreateHarness", body, {})
         _check_implemented(body)
+        raise_problems(tool_support_problems({"model": self._defaults.model} | body))
         harness_id = new_harness_id(body["harnessName"])
         replayed = self._replay("CreateHarness", body, harness_id)
         if replayed is not None:
@@ -179,7 +273,7 @@ class HarnessDefinitions:
             "tools": body.get("tools") or [],
             "skills": [],
             "allowedTools": body.get("allowedTools", DEFAULT_ALLOWED_TOOLS),
-            "truncation": {"strategy": "none"},
+            "truncation": body.get("truncation") or truncate.DEFAULT,
             "environment": self._defaults.environment(),
             "memory": {
                 "managedMemoryConfiguration": {
@@ -300,6 +394,7 @@ class HarnessDefinitions:
             "maxIterations",
             "maxTokens",
             "timeoutSeconds",
+            "truncation",
         ):
             if name in body:
                 record[name] = body[name]
@@ -310,6 +405,7 @@ class HarnessDefinitions:
                     "eventExpiryDuration": _event_expiry_days(memory, self._defaults)
                 }
             }
+        raise_problems(tool_support_problems(record))
         version = int(current["harnessVersion"]) + 1
         replayed = self._replay("UpdateHarness", body, f"{harness_id}@{version}")
         if replayed is not None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from harness import contract, records
-from harness.definitions import configuration_problems, raise_problems
+from harness.definitions import configuration_problems, raise_problems, tool_support_problems
 from harness.errors import (
     AccessDeniedError,
     FieldProblem,
@@ -170,6 +170,8 @@ class Invocations:
         harness = self._harnesses.get(harness_id)
         if harness is None:
             raise ResourceNotFoundError(f"No harness {harness_id} exists.")
+        # Before any switch of model: every model of the chain must support the visible tools.
+        raise_problems(tool_support_problems(overrides, base=harness))
 
         owner = self._memory.session_owner_digest(session_id)
         if owner is not None and owner != actor_digest(actor_id):

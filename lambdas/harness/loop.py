@@ -7,6 +7,7 @@ that Step Functions retries overwrites what it wrote before instead of duplicati
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -16,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from harness import records
+from harness import records, truncation
 from harness.errors import HarnessError, ResourceNotFoundError
 from harness.ids import actor_digest
 from harness.providers.base import (
     ModelCallError,
+    ModelEvent,
     ModelRequest,
     Stop,
     TextDelta,
@@ -28,7 +30,8 @@ from harness.providers.base import (
     ToolUseStart,
     Usage,
 )
-from harness.providers.registry import provider_for
+from harness.providers.registry import VaultLookup, member, provider_for
+from harness.providers.router import Router, Switch, context_window_tokens
 from harness.tools.registry import CLIENT
 
 if TYPE_CHECKING:
@@ -42,6 +45,12 @@ LIMIT_MESSAGES = {
     "max_tokens": "The invocation reached its maxTokens budget.",
     "timeout_exceeded": "The invocation reached its timeoutSeconds limit.",
 }
+CONTEXT_WINDOW_EXCEEDED = "model_context_window_exceeded"
+CONTEXT_WINDOW_MESSAGE = (
+    "The conversation's last turn does not fit the model's context window; nothing was sent to the model."
+)
+# Called on every switch to the next model of a fallback chain: (from provider, to provider, reason).
+FallbackRecorder = Callable[[str, str, str], None]
 
 
 class LoopStateError(Exception):
@@ -79,11 +88,17 @@ class AgentLoop:
         memory: MemoryStore,
         audit: AuditLog,
         clock: Callable[[], float] = time.time,
+        *,
+        vault: VaultLookup | None = None,
+        record_fallback: FallbackRecorder | None = None,
     ) -> None:
         self._harnesses = harnesses
         self._memory = memory
         self._audit = audit
         self._clock = clock
+        self._record_fallback = record_fallback
+        # One router (and so one set of circuit breakers) per AgentLoop: per warm Lambda container.
+        self._router = Router(lambda model: provider_for(model, vault))
 
     # -- LoadContext ------------------------------------------------------------------------------
 
@@ -131,69 +146,25 @@ class AgentLoop:
         messages = self._memory.list_messages(ids.actor_id, ids.session_id)
         request = ModelRequest(
             model_config=config.model,
-            messages=messages,
+            messages=truncation.apply(messages, config.truncation),
             system=config.system,
             tools=config.toolset.specs(),
         )
-        provider = provider_for(config.model)
         started = self._clock()
-        content: list[dict[str, Any]] = []
-        tool_inputs: dict[str, list[str]] = {}
-        block_open = False
-        stop_reason = "end_turn"
-        usage = Usage(0, 0)
+        reply = _Reply(emit)
+        switches: list[Switch] = []
         emit({"messageStart": {"role": "assistant"}})
-        for event in provider.stream(request):
-            if isinstance(event, TextDelta):
-                if not content or "text" not in content[-1]:
-                    if block_open:
-                        emit({"contentBlockStop": {"contentBlockIndex": len(content) - 1}})
-                    content.append({"text": ""})
-                    block_open = True
-                content[-1]["text"] += event.text
-                emit(
-                    {
-                        "contentBlockDelta": {
-                            "contentBlockIndex": len(content) - 1,
-                            "delta": {"text": event.text},
-                        }
-                    }
-                )
-            elif isinstance(event, ToolUseStart):
-                if block_open:
-                    emit({"contentBlockStop": {"contentBlockIndex": len(content) - 1}})
-                content.append({"toolUse": {"toolUseId": event.tool_use_id, "name": event.name, "input": {}}})
-                tool_inputs[event.tool_use_id] = []
-                block_open = True
-                emit(
-                    {
-                        "contentBlockStart": {
-                            "contentBlockIndex": len(content) - 1,
-                            "start": {"toolUse": {"toolUseId": event.tool_use_id, "name": event.name}},
-                        }
-                    }
-                )
-            elif isinstance(event, ToolUseInputDelta):
-                # Arguments may arrive in chunks: assemble per call id, parse once at the end.
-                tool_inputs[event.tool_use_id].append(event.input_json)
-                emit(
-                    {
-                        "contentBlockDelta": {
-                            "contentBlockIndex": len(content) - 1,
-                            "delta": {"toolUse": {"input": event.input_json}},
-                        }
-                    }
-                )
-            elif isinstance(event, Stop):
-                stop_reason = event.reason
-            elif isinstance(event, Usage):
-                usage = event
-        if block_open:
-            emit({"contentBlockStop": {"contentBlockIndex": len(content) - 1}})
-        malformed = self._parse_tool_inputs(content, tool_inputs)
-        if not content:
-            content.append({"text": ""})
-        emit({"messageStop": {"stopReason": stop_reason}})
+        try:
+            for event in self._router.stream(request, self._on_switch(switches), _window_fit(request)):
+                reply.add(event)
+        except truncation.ContextWindowExceededError:
+            reply.add(TextDelta(CONTEXT_WINDOW_MESSAGE))
+            reply.add(Stop(CONTEXT_WINDOW_EXCEEDED))
+        finally:
+            self._record_switches(ids, invocation, iteration, switches)
+        content, malformed = reply.close()
+        usage = reply.usage
+        emit({"messageStop": {"stopReason": reply.stop_reason}})
         emit(
             {
                 "metadata": {
@@ -224,7 +195,7 @@ class AgentLoop:
             "iteration": iteration + 1,
             "totalTokens": int(loop["totalTokens"]) + usage.input_tokens + usage.output_tokens,
             "deadline": loop["deadline"],
-            "stopReason": stop_reason,
+            "stopReason": reply.stop_reason,
         }
 
     # -- AuthorizeToolCalls -------------------------------------------------------------------------
@@ -436,6 +407,43 @@ class AgentLoop:
             return "max_tokens"
         return None
 
+    def _on_switch(self, switches: list[Switch]) -> Callable[[Switch], None]:
+        def record(switch: Switch) -> None:
+            switches.append(switch)
+            if self._record_fallback is not None:
+                self._record_fallback(switch.source["provider"], switch.target["provider"], switch.reason)
+
+        return record
+
+    def _record_switches(
+        self, ids: Ids, invocation: dict[str, Any], iteration: int, switches: list[Switch]
+    ) -> None:
+        """Keep the fallback switches of this model call on the invocation (for its audit record).
+
+        Keyed by iteration, so a retried step replaces what it recorded before."""
+        if not switches:
+            return
+        entries = [
+            {
+                "iteration": iteration,
+                "from": s.source["provider"],
+                "fromModelId": s.source["modelId"],
+                "to": s.target["provider"],
+                "toModelId": s.target["modelId"],
+                "reason": s.reason,
+            }
+            for s in switches
+        ]
+        earlier = [e for e in invocation.get("modelSwitches", []) if e["iteration"] != iteration]
+        # Conditional on the status read at the start of the step: a concurrent change wins.
+        self._memory.update_invocation(
+            ids.actor_id,
+            ids.invocation_id,
+            status=invocation["status"],
+            expected_status=invocation["status"],
+            fields={"modelSwitches": earlier + entries},
+        )
+
     def _assistant_message(self, ids: Ids, turn: int, iteration: int) -> dict[str, Any]:
         position = records.assistant_position(turn, iteration)
         for stored_position, message in self._memory.list_messages_with_positions(
@@ -487,14 +495,73 @@ class AgentLoop:
             invocation["expiresAt"],
         )
 
-    @staticmethod
-    def _parse_tool_inputs(content: list[dict[str, Any]], chunks: dict[str, list[str]]) -> dict[str, str]:
+
+def _window_fit(
+    request: ModelRequest,
+) -> Callable[[list[dict[str, Any]], dict[str, Any]], list[dict[str, Any]]]:
+    """Cuts the history to a model's context window, leaving room for the system prompt, the tool
+    definitions and the reply."""
+    overhead = truncation.estimate_tokens(request.system) + truncation.estimate_tokens(
+        [dataclasses.asdict(spec) for spec in request.tools]
+    )
+
+    def fit(messages: list[dict[str, Any]], model: dict[str, Any]) -> list[dict[str, Any]]:
+        _, config = member(model)
+        reply = int(config.get("maxTokens") or truncation.DEFAULT_REPLY_TOKENS)
+        return truncation.fit(messages, context_window_tokens(model) - reply, overhead)
+
+    return fit
+
+
+class _Reply:
+    """The assistant message of one model call, built from the provider's events as they stream:
+    each event is forwarded to the caller's stream at once."""
+
+    def __init__(self, emit: _Emitter) -> None:
+        self._emit = emit
+        self._content: list[dict[str, Any]] = []
+        self._tool_inputs: dict[str, list[str]] = {}
+        self._block_open = False
+        self.stop_reason = "end_turn"
+        self.usage = Usage(0, 0)
+
+    def add(self, event: ModelEvent) -> None:
+        if isinstance(event, TextDelta):
+            if not self._content or "text" not in self._content[-1]:
+                self._open_block({"text": ""})
+            self._content[-1]["text"] += event.text
+            self._delta({"text": event.text})
+        elif isinstance(event, ToolUseStart):
+            self._open_block({"toolUse": {"toolUseId": event.tool_use_id, "name": event.name, "input": {}}})
+            self._tool_inputs[event.tool_use_id] = []
+            self._emit(
+                {
+                    "contentBlockStart": {
+                        "contentBlockIndex": len(self._content) - 1,
+                        "start": {"toolUse": {"toolUseId": event.tool_use_id, "name": event.name}},
+                    }
+                }
+            )
+        elif isinstance(event, ToolUseInputDelta):
+            # Arguments may arrive in chunks: assemble per call id, parse once at the end.
+            self._tool_inputs[event.tool_use_id].append(event.input_json)
+            self._delta({"toolUse": {"input": event.input_json}})
+        elif isinstance(event, Stop):
+            self.stop_reason = event.reason
+        elif isinstance(event, Usage):
+            self.usage = event
+
+    def close(self) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """The message content, and a problem per tool call whose arguments are not a JSON object."""
+        if self._block_open:
+            self._emit({"contentBlockStop": {"contentBlockIndex": len(self._content) - 1}})
+            self._block_open = False
         malformed: dict[str, str] = {}
-        for block in content:
+        for block in self._content:
             call = block.get("toolUse")
             if not call:
                 continue
-            raw = "".join(chunks.get(call["toolUseId"], [])) or "{}"
+            raw = "".join(self._tool_inputs.get(call["toolUseId"], [])) or "{}"
             try:
                 parsed = json.loads(raw)
             except json.JSONDecodeError:
@@ -505,7 +572,16 @@ class AgentLoop:
                 malformed[call["toolUseId"]] = (
                     f"The arguments for tool {call['name']} were not a JSON object."
                 )
-        return malformed
+        return self._content or [{"text": ""}], malformed
+
+    def _open_block(self, block: dict[str, Any]) -> None:
+        if self._block_open:
+            self._emit({"contentBlockStop": {"contentBlockIndex": len(self._content) - 1}})
+        self._content.append(block)
+        self._block_open = True
+
+    def _delta(self, delta: dict[str, Any]) -> None:
+        self._emit({"contentBlockDelta": {"contentBlockIndex": len(self._content) - 1, "delta": delta}})
 
 
 class _Emitter:

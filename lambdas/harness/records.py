@@ -59,6 +59,8 @@ class EffectiveConfig:
     max_iterations: int
     max_tokens: int | None
     timeout_seconds: int
+    # The harness's truncation strategy (InvokeHarness has no override for it).
+    truncation: dict[str, Any]
 
     @classmethod
     def of(cls, harness: dict[str, Any], overrides: dict[str, Any]) -> EffectiveConfig:
@@ -72,4 +74,5 @@ class EffectiveConfig:
             max_iterations=int(overrides.get("maxIterations", harness.get("maxIterations", 20))),
             max_tokens=overrides.get("maxTokens", harness.get("maxTokens")),
             timeout_seconds=int(overrides.get("timeoutSeconds", harness.get("timeoutSeconds", 900))),
+            truncation=harness.get("truncation") or {"strategy": "none"},
         )

@@ -100,22 +100,23 @@ UNSUPPORTED_CREATE_MEMBERS: list[tuple[str, dict[str, Any], str]] = [
         "tools[0].type",
     ),
     (
-        "openAiModelConfig",
+        "a fallback model this deployment cannot run",
         {
             "model": {
-                "openAiModelConfig": {
-                    "modelId": "gpt-5",
-                    "apiKeyArn": "arn:aws:bedrock-agentcore:us-east-1:123456789012:token-vault/v/"
-                    "apikeycredentialprovider/openai",
+                "liteLlmModelConfig": {
+                    "modelId": "local/deterministic",
+                    "additionalParams": {
+                        "fallbackModels": [{"bedrockModelConfig": {"modelId": "m", "apiFormat": "responses"}}]
+                    },
                 }
             }
         },
-        "model.openAiModelConfig",
+        "model.liteLlmModelConfig.additionalParams.fallbackModels[0].bedrockModelConfig",
     ),
     (
-        "liteLlm to a real provider",
-        {"model": {"liteLlmModelConfig": {"modelId": "openai/gpt-5"}}},
-        "model.liteLlmModelConfig",
+        "bedrock apiFormat other than converse_stream",
+        {"model": {"bedrockModelConfig": {"modelId": "m", "apiFormat": "responses"}}},
+        "model.bedrockModelConfig",
     ),
     ("memory strategy", {"memory": {"disabled": {}}}, "memory.disabled"),
 ]

@@ -9,12 +9,10 @@ import pytest
 
 from .support import ROLE_ARN, Api, inline_tool, new_session_id, tool_use_id_of, unique_name
 
-OPENAI = {
-    "openAiModelConfig": {
-        "modelId": "gpt-5",
-        "apiKeyArn": (
-            "arn:aws:bedrock-agentcore:us-east-1:123456789012:token-vault/v/apikeycredentialprovider/openai"
-        ),
+BAD_FALLBACK = {
+    "liteLlmModelConfig": {
+        "modelId": "local/deterministic",
+        "additionalParams": {"fallbackModels": [{"geminiModelConfig": {"modelId": "gemini-2.5-pro"}}]},
     }
 }
 REMOTE_MCP = {
@@ -103,11 +101,17 @@ def test_update_and_create_agree_on_an_empty_allowed_tools_list(api: Api) -> Non
 @pytest.mark.parametrize(
     ("override", "field"),
     [
-        ({"model": OPENAI}, "model.openAiModelConfig"),
-        ({"model": {"liteLlmModelConfig": {"modelId": "openai/gpt-5"}}}, "model.liteLlmModelConfig"),
+        (
+            {"model": BAD_FALLBACK},
+            "model.liteLlmModelConfig.additionalParams.fallbackModels[0].geminiModelConfig.apiKeyArn",
+        ),
+        (
+            {"model": {"bedrockModelConfig": {"modelId": "m", "apiFormat": "responses"}}},
+            "model.bedrockModelConfig",
+        ),
         ({"tools": [REMOTE_MCP]}, "tools[0].type"),
     ],
-    ids=["openai-model", "litellm-remote-model", "remote-mcp-tool"],
+    ids=["fallback-model-without-vault-key", "bedrock-responses-format", "remote-mcp-tool"],
 )
 def test_unsupported_invocation_overrides_are_rejected_by_name(
     api: Api, override: dict[str, Any], field: str

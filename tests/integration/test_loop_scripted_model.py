@@ -39,7 +39,7 @@ class ScriptedModel:
 def script(monkeypatch: pytest.MonkeyPatch) -> Any:
     def install(*replies: list[ModelEvent]) -> ScriptedModel:
         model = ScriptedModel(*replies)
-        monkeypatch.setattr(loop_module, "provider_for", lambda _config: model)
+        monkeypatch.setattr(loop_module, "provider_for", lambda _config, _vault=None: model)
         return model
 
     return install

@@ -1,0 +1,158 @@
+"""Truncation: requests stay within limits, cut only between complete turns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness import truncation
+from harness.truncation import ContextWindowExceededError, cut_points, estimate_tokens, fit, sliding_window
+
+
+def user(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": [{"text": text}]}
+
+
+def assistant(text: str) -> dict[str, Any]:
+    return {"role": "assistant", "content": [{"text": text}]}
+
+
+def calls(*ids: str) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": [{"toolUse": {"toolUseId": i, "name": "lookup", "input": {}}} for i in ids],
+    }
+
+
+def results(*ids: str) -> dict[str, Any]:
+    return {
+        "role": "user",
+        "content": [{"toolResult": {"toolUseId": i, "content": [{"text": "ok"}]}} for i in ids],
+    }
+
+
+# One turn: a user question, any number of tool rounds (several calls per round), an answer.
+@st.composite
+def turns(draw: st.DrawFn, index: int) -> list[dict[str, Any]]:
+    messages = [user(f"question {index} " + "x" * draw(st.integers(0, 200)))]
+    for round_index in range(draw(st.integers(0, 3))):
+        ids = [f"t{index}-{round_index}-{n}" for n in range(draw(st.integers(1, 3)))]
+        messages += [calls(*ids), results(*ids)]
+    messages.append(assistant(f"answer {index}"))
+    return messages
+
+
+@st.composite
+def conversations(draw: st.DrawFn) -> list[dict[str, Any]]:
+    count = draw(st.integers(1, 8))
+    messages: list[dict[str, Any]] = []
+    for index in range(count):
+        messages += draw(turns(index))
+    if draw(st.booleans()):
+        messages.pop()  # the current turn, still waiting for the model
+    return messages
+
+
+def assert_well_formed(kept: list[dict[str, Any]], original: list[dict[str, Any]]) -> None:
+    assert kept == original[len(original) - len(kept) :], "a suffix of the history"
+    first = kept[0]
+    assert first["role"] == "user"
+    assert not any("toolResult" in block for block in first["content"])
+    used = {b["toolUse"]["toolUseId"] for m in kept for b in m["content"] if "toolUse" in b}
+    answered = {b["toolResult"]["toolUseId"] for m in kept for b in m["content"] if "toolResult" in b}
+    assert answered <= used, "no tool result without its call"
+    original_answered = {
+        b["toolResult"]["toolUseId"] for m in original for b in m["content"] if "toolResult" in b
+    }
+    assert used & original_answered <= answered, "no answered call without its result"
+
+
+@given(conversations(), st.integers(1, 30))
+def test_a_sliding_window_never_splits_a_tool_call_from_its_result(
+    messages: list[dict[str, Any]], count: int
+) -> None:
+    kept = sliding_window(messages, count)
+    assert_well_formed(kept, messages)
+    last_turn_start = cut_points(messages)[-1]
+    # At most ``count`` messages, unless the current turn alone is longer (it is never cut).
+    assert len(kept) <= max(count, len(messages) - last_turn_start)
+
+
+@given(conversations(), st.integers(50, 3000))
+def test_fitting_a_window_keeps_whole_turns_within_the_budget(
+    messages: list[dict[str, Any]], budget: int
+) -> None:
+    try:
+        kept = fit(messages, budget)
+    except ContextWindowExceededError:
+        last_turn = messages[cut_points(messages)[-1] :]
+        assert sum(estimate_tokens(m) for m in last_turn) > budget
+        return
+    assert_well_formed(kept, messages)
+    assert sum(estimate_tokens(m) for m in kept) <= budget
+
+
+def test_the_sliding_window_moves_the_cut_forward_to_a_turn_boundary() -> None:
+    messages = [user("a"), calls("t1"), results("t1"), assistant("b"), user("c"), assistant("d")]
+    assert sliding_window(messages, 3) == [user("c"), assistant("d")]
+    assert sliding_window(messages, 6) == messages
+    assert sliding_window(messages, 100) == messages
+
+
+def test_the_current_turn_is_kept_whole_even_beyond_the_count() -> None:
+    messages = [user("a"), assistant("b"), user("c"), calls("t1"), results("t1"), calls("t2"), results("t2")]
+    assert sliding_window(messages, 2) == messages[2:]
+
+
+def test_a_call_answered_later_is_not_separated_from_its_result() -> None:
+    # A client may send a history where a user text sits between a call and its result.
+    messages = [user("a"), calls("t1"), user("interjection"), results("t1"), assistant("b"), user("c")]
+    assert cut_points(messages) == [0, 5]
+    assert sliding_window(messages, 4) == [user("c")]
+
+
+def test_none_and_the_default_keep_everything() -> None:
+    messages = [user(str(n)) for n in range(100)]
+    assert truncation.apply(messages, {"strategy": "none"}) == messages
+    assert truncation.apply(messages, {}) == messages
+
+
+def test_sliding_window_reads_its_count_and_defaults_to_forty() -> None:
+    messages = [m for n in range(50) for m in (user(str(n)), assistant(str(n)))]
+    config = {"strategy": "sliding_window", "config": {"slidingWindow": {"messagesCount": 4}}}
+    assert truncation.apply(messages, config) == messages[-4:]
+    assert truncation.apply(messages, {"strategy": "sliding_window"}) == messages[-40:]
+
+
+def test_fit_leaves_room_for_the_fixed_overhead() -> None:
+    messages = [user("x" * 400), assistant("y" * 400), user("z")]
+    assert fit(messages, 1000) == messages
+    assert fit(messages, 1000, overhead_tokens=900) == [user("z")]
+    with pytest.raises(ContextWindowExceededError):
+        fit(messages, 1000, overhead_tokens=1000)
+
+
+@pytest.mark.parametrize(
+    ("config", "names"),
+    [
+        ({"strategy": "none"}, []),
+        ({"strategy": "sliding_window", "config": {"slidingWindow": {"messagesCount": 10}}}, []),
+        (
+            {"strategy": "sliding_window", "config": {"slidingWindow": {"messagesCount": 0}}},
+            ["truncation.config.slidingWindow.messagesCount"],
+        ),
+        (
+            {"strategy": "none", "config": {"slidingWindow": {"messagesCount": 3}}},
+            ["truncation.config.slidingWindow"],
+        ),
+        ({"strategy": "summarization"}, ["truncation.strategy"]),
+    ],
+    ids=["none", "sliding-window", "zero-count", "config-for-another-strategy", "summarization"],
+)
+def test_truncation_configurations_this_deployment_cannot_run_are_named(
+    config: dict[str, Any], names: list[str]
+) -> None:
+    assert [name for name, _ in truncation.problems(config)] == names
