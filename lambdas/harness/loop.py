@@ -370,6 +370,7 @@ class AgentLoop:
             "iterations": (loop or {}).get("iteration"),
             "totalTokens": (loop or {}).get("totalTokens"),
             "refusedToolCalls": sorted(refused, key=lambda r: r["toolUseId"]),
+            "modelSwitches": invocation.get("modelSwitches", []),
             "failure": failure,
             "startedAt": invocation["createdAt"],
             "endedAt": self._clock(),

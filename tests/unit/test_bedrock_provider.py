@@ -20,6 +20,8 @@ from harness.providers import bedrock
 from harness.providers.base import (
     ModelCallError,
     ModelRequest,
+    ModelRequestError,
+    ModelUnavailableError,
     Stop,
     TextDelta,
     ToolSpec,
@@ -206,7 +208,7 @@ def test_a_rejected_request_is_a_model_call_error_without_the_request(fake_bedro
             json.dumps({"message": f"Malformed input: {SECRET}"}).encode(),
         )
     )
-    with pytest.raises(ModelCallError) as excinfo:
+    with pytest.raises(ModelRequestError) as excinfo:  # another model would not fix it: no failover
         list(BedrockProvider().stream(request()))
     assert str(excinfo.value) == "Bedrock rejected the model call (ValidationException)"
     assert SECRET not in str(excinfo.value)
@@ -220,10 +222,10 @@ def test_an_error_inside_the_stream_is_a_model_call_error(fake_bedrock: FakeBedr
         tail=encode_exception("modelStreamErrorException", {"message": f"model crashed on {SECRET}"}),
     )
     events: list[Any] = []
-    with pytest.raises(ModelCallError) as excinfo:
+    with pytest.raises(ModelUnavailableError) as excinfo:
         events.extend(BedrockProvider().stream(request()))
     assert events == [TextDelta("partial")]
-    assert "modelStreamErrorException" in str(excinfo.value)
+    assert "ModelStreamErrorException" in str(excinfo.value)
     assert SECRET not in str(excinfo.value)
 
 
@@ -240,9 +242,31 @@ def test_an_unreachable_endpoint_is_a_model_call_error(monkeypatch: pytest.Monke
         config=Config(retries={"max_attempts": 1}, connect_timeout=1),
     )
     monkeypatch.setattr(bedrock, "client", lambda service: unreachable)
-    with pytest.raises(ModelCallError) as excinfo:
+    with pytest.raises(ModelUnavailableError) as excinfo:
         list(BedrockProvider().stream(request()))
     assert str(excinfo.value) == "Bedrock could not be reached (EndpointConnectionError)"
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type"),
+    [(429, "ThrottlingException"), (503, "ServiceUnavailableException"), (424, "ModelTimeoutException")],
+)
+def test_throttling_server_errors_and_model_timeouts_are_failover_able(
+    fake_bedrock: FakeBedrock, status: int, error_type: str
+) -> None:
+    # botocore retries transient errors itself before the router fails over: answer every attempt.
+    fake_bedrock.replies.extend(
+        Reply(
+            status,
+            {"Content-Type": "application/json", "x-amzn-ErrorType": error_type},
+            json.dumps({"message": f"busy: {SECRET}"}).encode(),
+        )
+        for _ in range(10)
+    )
+    with pytest.raises(ModelUnavailableError) as excinfo:
+        list(BedrockProvider().stream(request()))
+    assert error_type in str(excinfo.value)
+    assert SECRET not in str(excinfo.value)
 
 
 def test_tool_blocks_without_tools_fail_before_calling_bedrock(fake_bedrock: FakeBedrock) -> None:

@@ -10,15 +10,26 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from harness.adapters.clients import client
 from harness.providers.base import (
-    ModelCallError,
     ModelEvent,
     ModelRequest,
+    ModelRequestError,
+    ModelUnavailableError,
     Stop,
     TextDelta,
     ToolUseInputDelta,
     ToolUseStart,
     Usage,
 )
+
+# Bedrock's error codes that another model (or a later call) may not hit: fail over on these.
+_TRANSIENT_CODES = {
+    "ThrottlingException",
+    "ServiceUnavailableException",
+    "InternalServerException",
+    "ModelTimeoutException",
+    "ModelNotReadyException",
+    "ModelStreamErrorException",
+}
 
 
 def _has_tool_blocks(messages: list[dict[str, Any]]) -> bool:
@@ -51,7 +62,7 @@ class BedrockProvider:
             }
         elif _has_tool_blocks(request.messages):
             # Bedrock rejects a history with tool blocks unless toolConfig is present.
-            raise ModelCallError("the conversation contains tool calls but no tools are configured")
+            raise ModelRequestError("the conversation contains tool calls but no tools are configured")
         if config.get("additionalParams"):
             kwargs["additionalModelRequestFields"] = config["additionalParams"]
         try:
@@ -80,6 +91,11 @@ class BedrockProvider:
                     yield Usage(usage.get("inputTokens", 0), usage.get("outputTokens", 0))
         except ClientError as error:
             code = error.response["Error"]["Code"]
-            raise ModelCallError(f"Bedrock rejected the model call ({code})") from error
+            # In-stream errors arrive with camel-cased names (modelStreamErrorException).
+            code = code[:1].upper() + code[1:]
+            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if code in _TRANSIENT_CODES or status == 429 or status >= 500:
+                raise ModelUnavailableError(f"Bedrock is unavailable ({code})") from None
+            raise ModelRequestError(f"Bedrock rejected the model call ({code})") from None
         except BotoCoreError as error:
-            raise ModelCallError(f"Bedrock could not be reached ({type(error).__name__})") from error
+            raise ModelUnavailableError(f"Bedrock could not be reached ({type(error).__name__})") from None
