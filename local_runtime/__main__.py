@@ -43,12 +43,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    print(f"Agent harness local runtime ready at {url}", flush=True)
-
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
+    print(f"Agent harness local runtime ready at {url}", flush=True)
+    # Wait in short slices: a signal may be delivered to another thread, and Python runs its
+    # handler only when the main thread runs bytecode again.
+    while not stop.wait(timeout=0.2):
+        pass
     print("Stopping: saving state...", flush=True)
     runtime.stop()
     return 0
