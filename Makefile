@@ -12,7 +12,7 @@ PORT ?= 8000
 
 ## Start the harness on http://127.0.0.1:$(PORT) (installs what it needs first).
 local: $(STAMP)
-	$(BIN)/python -m local_runtime --port $(PORT)
+	$(BIN)/python -m local_runtime --port $(PORT) $(ARGS)
 
 ## Lint, type-check and run every test suite (what CI runs).
 test: $(STAMP) lint

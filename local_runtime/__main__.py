@@ -26,7 +26,22 @@ def main(argv: list[str] | None = None) -> int:
         default=REPO_ROOT / ".harness-local",
         help="where harnesses, sessions, events and audit objects persist between runs",
     )
+    parser.add_argument(
+        "--vault-secret",
+        action="append",
+        default=[],
+        metavar="NAME=ENV_VAR",
+        help="put the value of environment variable ENV_VAR into the vault as NAME (for example "
+        "openai/default=OPENAI_API_KEY: apiKeyArn ...:token-vault/openai/apikeycredentialprovider/default); "
+        "repeatable; the value is never printed or saved",
+    )
     args = parser.parse_args(argv)
+    vault_secrets = {}
+    for entry in args.vault_secret:
+        name, _, variable = entry.partition("=")
+        if not name or not variable or variable not in os.environ:
+            parser.error(f"--vault-secret {entry!r}: give NAME=ENV_VAR with ENV_VAR set in the environment")
+        vault_secrets[name] = os.environ[variable]
     # The emulator's own request log would drown the API's one line per request.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
@@ -34,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     from local_runtime.synth import synthesize
 
     print("Synthesizing the stack (cached while sources are unchanged)...", flush=True)
-    runtime = LocalRuntime(synthesize(), port=args.port, state_dir=args.state_dir)
+    runtime = LocalRuntime(
+        synthesize(), port=args.port, state_dir=args.state_dir, vault_secrets=vault_secrets
+    )
     try:
         url = runtime.start()
     except OSError as error:

@@ -6,7 +6,7 @@ import json
 import os
 import threading
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ class LocalRuntime:
     state_dir: Path
     region: str = "us-east-1"
     stack_name: str = "AgentHarness"
+    # Vault entries (name under the vault prefix -> secret string) put into the emulated Secrets
+    # Manager at every start. They are never written to the state directory.
+    vault_secrets: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> str:
         """Provision the emulated stack, restore saved state, serve the API; returns the API URL."""
@@ -68,6 +71,7 @@ class LocalRuntime:
         self.deployment = provision.provision(template, endpoint)
         os.environ.update(self.deployment.environment())
         lambda_dispatch.install(self.deployment)
+        self._fill_vault(endpoint)
 
         self._snapshots = snapshot.Snapshots(self.deployment, self.state_dir, endpoint)
         if self._snapshots.restore():
@@ -88,6 +92,14 @@ class LocalRuntime:
         self._saver.join(timeout=10)
         self._snapshots.save()
         self._moto.stop()
+
+    def _fill_vault(self, endpoint: str) -> None:
+        import boto3
+
+        prefix = os.environ.get("VAULT_SECRET_PREFIX", "")
+        secrets = boto3.client("secretsmanager", region_name=self.region, endpoint_url=endpoint)
+        for name, value in self.vault_secrets.items():
+            secrets.create_secret(Name=prefix + name, SecretString=value)
 
     def _settle_interrupted(self) -> None:
         # The state machine's executions lived in the previous process: end what they left open.
