@@ -185,9 +185,19 @@ def make_server(deployment: Deployment, port: int, on_change: Callable[[], None]
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True  # the client went away; the loop carries on regardless
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = _QuietServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     return server
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        # A client that hangs up mid-request is routine, not a fault worth a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def serve_in_background(server: ThreadingHTTPServer) -> threading.Thread:

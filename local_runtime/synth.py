@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -32,11 +33,18 @@ def _fingerprint(context: dict[str, Any]) -> str:
 def synthesize(context: dict[str, Any] | None = None) -> dict[str, Any]:
     """The synthesized template of the stack (cdk.out/local/<fingerprint>/)."""
     context = LOCAL_CONTEXT | (context or {})
-    outdir = REPO_ROOT / "cdk.out" / "local" / _fingerprint(context)
+    fingerprint = _fingerprint(context)
+    outdir = REPO_ROOT / "cdk.out" / "local" / fingerprint
     template_path = outdir / f"{STACK_ID}.template.json"
     if not template_path.exists():
-        os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-        app, _ = build_app(context=context, outdir=str(outdir))
-        app.synth()
+        outdir.parent.mkdir(parents=True, exist_ok=True)
+        # Runtimes started together (make local beside the tests) must not synthesize into the
+        # same folder at once: CDK's bundling folders would be removed under the other process.
+        with open(outdir.parent / f"{fingerprint}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not template_path.exists():
+                os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+                app, _ = build_app(context=context, outdir=str(outdir))
+                app.synth()
     template: dict[str, Any] = json.loads(Path(template_path).read_text())
     return template
