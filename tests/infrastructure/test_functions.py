@@ -160,7 +160,7 @@ def test_the_code_asset_is_bundled_locally_with_the_service_models(
     asset = _asset_dir(synthesized)
     assert (asset / "harness" / "__init__.py").is_file()
     assert (asset / "handlers").is_dir()
-    # Third-party packages ship in the shared dependencies layer (tests/infrastructure/test_lambda_packaging.py).
+    # Third-party packages ship in the shared dependencies layer (see test_lambda_packaging.py).
     for service in ("bedrock-agentcore", "bedrock-agentcore-control"):
         model = json.loads((asset / "harness" / "service_models" / service / "service-2.json").read_text())
         assert model["metadata"]["endpointPrefix"] == service
