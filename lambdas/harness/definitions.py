@@ -339,21 +339,7 @@ class HarnessDefinitions:
         params = _paging_params(max_results, next_token)
         contract.validate_request(CONTROL, "ListHarnesses", {}, params)
         records, token = self._store.list_latest(params.get("maxResults", 100), next_token)
-        summaries = [
-            {
-                k: r[k]
-                for k in (
-                    "harnessId",
-                    "harnessName",
-                    "arn",
-                    "status",
-                    "createdAt",
-                    "updatedAt",
-                    "harnessVersion",
-                )
-            }
-            for r in records
-        ]
+        summaries = [_summary(r, "HarnessSummary") for r in records]
         return {"harnesses": summaries} | ({"nextToken": token} if token else {})
 
     def list_versions(
@@ -363,21 +349,7 @@ class HarnessDefinitions:
         contract.validate_request(CONTROL, "ListHarnessVersions", {}, params)
         self.get(harness_id)
         records, token = self._store.list_versions(harness_id, params.get("maxResults", 100), next_token)
-        summaries = [
-            {
-                k: r[k]
-                for k in (
-                    "harnessId",
-                    "harnessName",
-                    "arn",
-                    "harnessVersion",
-                    "status",
-                    "createdAt",
-                    "updatedAt",
-                )
-            }
-            for r in records
-        ]
+        summaries = [_summary(r, "HarnessVersionSummary") for r in records]
         return {"harnessVersions": summaries} | ({"nextToken": token} if token else {})
 
     def update(self, harness_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -436,6 +408,12 @@ class HarnessDefinitions:
         self._store.delete(harness_id)
         self._store.release_name(record["harnessName"], harness_id)
         return record | {"status": "DELETING"}
+
+
+def _summary(record: dict[str, Any], shape: str) -> dict[str, Any]:
+    """The members of a summary shape of the contract, taken from the full record."""
+    members = contract.service_model(CONTROL)["shapes"][shape]["members"]
+    return {name: record[name] for name in members if name in record}
 
 
 def _paging_params(max_results: str | None, next_token: str | None) -> dict[str, Any]:

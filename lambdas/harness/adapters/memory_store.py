@@ -350,19 +350,15 @@ class MemoryStore:
     # -- erasure ----------------------------------------------------------------------------------
 
     def actor_item_keys(self, actor_id: str) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "actorId = :a",
-            "ExpressionAttributeValues": {":a": {"S": actor_id}},
-            "ProjectionExpression": "actorId, sk",
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._ddb.query(**kwargs)
-            yield from page.get("Items", [])
-            if not page.get("LastEvaluatedKey"):
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        yield from self._query(
+            {
+                "TableName": self._table,
+                "KeyConditionExpression": "actorId = :a",
+                "ExpressionAttributeValues": {":a": {"S": actor_id}},
+                "ProjectionExpression": "actorId, sk",
+                "ConsistentRead": True,
+            }
+        )
 
     def delete_keys(self, keys: list[dict[str, Any]]) -> None:
         for start in range(0, len(keys), 25):
@@ -402,6 +398,9 @@ class MemoryStore:
         }
         if start_key:
             kwargs["ExclusiveStartKey"] = start_key
+        yield from self._query(kwargs)
+
+    def _query(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         while True:
             page = self._ddb.query(**kwargs)
             yield from page.get("Items", [])
