@@ -290,3 +290,16 @@ def test_tool_blocks_with_tools_are_sent(fake_bedrock: FakeBedrock) -> None:
     events = list(BedrockProvider().stream(request(messages=history, tools=[ToolSpec("lookup", "d", {})])))
     assert events == [Stop("end_turn")]
     assert fake_bedrock.requests[0]["body"]["messages"] == history
+
+
+def test_an_empty_earlier_reply_is_sent_without_a_blank_text_block(fake_bedrock: FakeBedrock) -> None:
+    fake_bedrock.stream(("messageStop", {"stopReason": "end_turn"}))
+    history = [
+        {"role": "user", "content": [{"text": "hi"}]},
+        {"role": "assistant", "content": [{"text": ""}]},
+        {"role": "user", "content": [{"text": "again"}]},
+    ]
+    list(BedrockProvider().stream(request(messages=history)))
+    sent = fake_bedrock.requests[0]["body"]["messages"]
+    assert sent[1] == {"role": "assistant", "content": [{"text": "(empty reply)"}]}
+    assert sent[0] == history[0] and sent[2] == history[2]

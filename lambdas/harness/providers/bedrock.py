@@ -32,6 +32,18 @@ _TRANSIENT_CODES = {
 }
 
 
+EMPTY_REPLY = "(empty reply)"
+
+
+def _without_blank_text(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bedrock rejects blank text blocks, which an empty model reply leaves in the history."""
+    cleaned = []
+    for message in messages:
+        content = [b for b in message.get("content", []) if not ("text" in b and not b["text"].strip())]
+        cleaned.append(message | {"content": content or [{"text": EMPTY_REPLY}]})
+    return cleaned
+
+
 def _has_tool_blocks(messages: list[dict[str, Any]]) -> bool:
     return any("toolUse" in b or "toolResult" in b for m in messages for b in m.get("content", []))
 
@@ -42,7 +54,10 @@ class BedrockProvider:
     def stream(self, request: ModelRequest) -> Iterator[ModelEvent]:
         config = request.model_config["bedrockModelConfig"]
         inference = {key: config[key] for key in ("maxTokens", "temperature", "topP") if key in config}
-        kwargs: dict[str, Any] = {"modelId": config["modelId"], "messages": request.messages}
+        kwargs: dict[str, Any] = {
+            "modelId": config["modelId"],
+            "messages": _without_blank_text(request.messages),
+        }
         if inference:
             kwargs["inferenceConfig"] = inference
         if request.system:
