@@ -28,7 +28,9 @@ MAX_PASSES = 3
 def _kind(sort_key: str) -> str:
     """Classify an item of the actor's partition for the receipt's counts."""
     if sort_key.startswith("session#"):
-        return "messages" if "#msg#" in sort_key else "sessions"
+        if "#msg#" in sort_key:
+            return "messages"
+        return "summaries" if "#summary#" in sort_key else "sessions"
     if sort_key.startswith("invocation#"):
         if "#ev#" in sort_key:
             return "streamEvents"
@@ -83,6 +85,7 @@ class Erasure:
                 for name in (
                     "sessions",
                     "messages",
+                    "summaries",
                     "invocations",
                     "streamEvents",
                     "toolResults",
@@ -120,7 +123,7 @@ class Erasure:
                     counts["stoppedInvocations"] += 1
         for key in keys:
             sort_key = key["sk"]["S"]
-            if sort_key.startswith("session#") and "#msg#" not in sort_key:
+            if _kind(sort_key) == "sessions":
                 counts["sessionOwnerMarkers"] += int(
                     self._memory.delete_session_owner(sort_key.split("#", 1)[1])
                 )

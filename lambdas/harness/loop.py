@@ -143,7 +143,11 @@ class AgentLoop:
             emit({"messageStop": {"stopReason": limit}})
             return loop | {"stopReason": limit}
 
-        messages = self._memory.list_messages(ids.actor_id, ids.session_id)
+        stored = self._memory.list_messages_with_positions(ids.actor_id, ids.session_id)
+        switches: list[Switch] = []
+        summary_usage: list[Usage] = []
+        summarize = self._summarizer(ids, config, [p for p, _ in stored], expires, switches, summary_usage)
+        messages = truncation.summarized([m for _, m in stored], config.truncation, summarize)
         request = ModelRequest(
             model_config=config.model,
             messages=truncation.apply(messages, config.truncation),
@@ -152,7 +156,6 @@ class AgentLoop:
         )
         started = self._clock()
         reply = _Reply(emit)
-        switches: list[Switch] = []
         emit({"messageStart": {"role": "assistant"}})
         try:
             for event in self._router.stream(request, self._on_switch(switches), _window_fit(request)):
@@ -191,9 +194,13 @@ class AgentLoop:
                 {"toolUseId": tool_use_id, "status": "error", "content": [{"text": problem}]},
                 expires,
             )
+        summary_tokens = sum(u.input_tokens + u.output_tokens for u in summary_usage)
         return {
             "iteration": iteration + 1,
-            "totalTokens": int(loop["totalTokens"]) + usage.input_tokens + usage.output_tokens,
+            "totalTokens": int(loop["totalTokens"])
+            + usage.input_tokens
+            + usage.output_tokens
+            + summary_tokens,
             "deadline": loop["deadline"],
             "stopReason": reply.stop_reason,
         }
@@ -407,6 +414,42 @@ class AgentLoop:
         if config.max_tokens is not None and int(loop["totalTokens"]) >= config.max_tokens:
             return "max_tokens"
         return None
+
+    def _summarizer(
+        self,
+        ids: Ids,
+        config: records.EffectiveConfig,
+        positions: list[str],
+        expires: int,
+        switches: list[Switch],
+        usage: list[Usage],
+    ) -> truncation.Summarizer:
+        """Summaries for the ``summarization`` strategy: read from the session's cache, or made once
+        by the harness's own model configuration through the router (failover and vault apply).
+        The summary call's events never reach the caller's stream."""
+
+        def summarize(last: int, older: list[dict[str, Any]]) -> str:
+            position = positions[last]
+            cached = self._memory.get_summary(ids.actor_id, ids.session_id, position)
+            if cached is not None:
+                return cached
+            system, text = truncation.summarization_request(older, config.truncation)
+            request = ModelRequest(
+                model_config=config.model,
+                messages=[{"role": "user", "content": [{"text": text}]}],
+                system=[system],
+            )
+            parts: list[str] = []
+            for event in self._router.stream(request, self._on_switch(switches)):
+                if isinstance(event, TextDelta):
+                    parts.append(event.text)
+                elif isinstance(event, Usage):
+                    usage.append(event)
+            summary = "".join(parts).strip()
+            self._memory.put_summary(ids.actor_id, ids.session_id, position, summary, expires)
+            return summary
+
+        return summarize
 
     def _on_switch(self, switches: list[Switch]) -> Callable[[Switch], None]:
         def record(switch: Switch) -> None:

@@ -3,7 +3,11 @@
 The harness's ``truncation`` member chooses the strategy applied before every model call:
 
 - ``none`` (the default): the whole history is sent;
-- ``sliding_window``: only the last ``config.slidingWindow.messagesCount`` messages (40 if unset).
+- ``sliding_window``: only the last ``config.slidingWindow.messagesCount`` messages (40 if unset);
+- ``summarization``: the last ``config.summarization.preserveRecentMessages`` messages (10 if
+  unset) are sent as they are; everything before them is replaced, in the request only (never in
+  storage), by a summary the same model writes (``summarized`` shapes the request; the loop makes
+  and caches the summary).
 
 Whatever the strategy, a request whose estimated size exceeds the model's context window is cut
 further, oldest turns first; if even the last turn does not fit, the turn ends with the stop
@@ -19,6 +23,7 @@ Pure functions over canonical (Converse-shaped) messages: nothing here reads or 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 NONE = "none"
@@ -26,6 +31,15 @@ SLIDING_WINDOW = "sliding_window"
 SUMMARIZATION = "summarization"
 DEFAULT = {"strategy": NONE}
 DEFAULT_MESSAGES_COUNT = 40
+DEFAULT_PRESERVE_RECENT = 10
+DEFAULT_SUMMARY_RATIO = 0.3
+DEFAULT_SUMMARIZATION_PROMPT = (
+    "You summarize conversations between a user and an AI assistant. Keep the facts, decisions, "
+    "open questions and tool results the assistant will need to continue; answer with the summary only."
+)
+SUMMARY_PREFIX = "Summary of the earlier conversation: "
+# The first line of every summarization request (the local model recognises it).
+SUMMARIZATION_REQUEST = "Summarize the following conversation."
 CHARS_PER_TOKEN = 4
 # Room left for the reply when the model configuration sets no maxTokens.
 DEFAULT_REPLY_TOKENS = 4096
@@ -91,6 +105,95 @@ def apply(messages: Messages, truncation: dict[str, Any]) -> Messages:
     return messages
 
 
+def _summarization(truncation: dict[str, Any]) -> dict[str, Any]:
+    return dict((truncation.get("config") or {}).get("summarization") or {})
+
+
+def summary_split(messages: Messages, truncation: dict[str, Any]) -> int:
+    """How many of the oldest messages a summary replaces: 0 unless the strategy is
+    ``summarization`` and there are more than ``preserveRecentMessages`` messages. The split is a
+    cut point (whole turns), moved forward as sliding_window does, but never into the current turn."""
+    if truncation.get("strategy") != SUMMARIZATION:
+        return 0
+    preserve = int(_summarization(truncation).get("preserveRecentMessages", DEFAULT_PRESERVE_RECENT))
+    if len(messages) <= preserve:
+        return 0
+    return len(messages) - len(_keep_from(messages, len(messages) - preserve))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def _block_text(block: dict[str, Any]) -> str:
+    if "text" in block:
+        return str(block["text"])
+    if "json" in block:
+        return _json(block["json"])
+    return _json(block)
+
+
+def render(messages: Messages) -> str:
+    """The conversation as plain text, one line per block; tool calls and results included."""
+    names: dict[str, str] = {}
+    lines = []
+    for message in messages:
+        role = message.get("role", "user")
+        for block in message.get("content", []):
+            if "text" in block:
+                lines.append(f"{role}: {block['text']}")
+            elif "toolUse" in block:
+                call = block["toolUse"]
+                names[call.get("toolUseId", "")] = call.get("name", "")
+                lines.append(f"{role} called tool {call.get('name')} with {_json(call.get('input', {}))}")
+            elif "toolResult" in block:
+                result = block["toolResult"]
+                name = names.get(result.get("toolUseId", ""), result.get("toolUseId"))
+                error = " (error)" if result.get("status") == "error" else ""
+                text = " ".join(_block_text(item) for item in result.get("content", []))
+                lines.append(f"result of tool {name}{error}: {text}")
+            else:
+                lines.append(f"{role}: {_json(block)}")
+    return "\n".join(lines)
+
+
+def summarization_request(older: Messages, truncation: dict[str, Any]) -> tuple[str, str]:
+    """(system prompt, user text) of the model call that summarizes ``older``."""
+    config = _summarization(truncation)
+    system = str(config.get("summarizationSystemPrompt") or DEFAULT_SUMMARIZATION_PROMPT)
+    ratio = float(config.get("summaryRatio", DEFAULT_SUMMARY_RATIO))
+    conversation = render(older)
+    limit = max(1, int(len(conversation) * ratio))
+    text = (
+        f"{SUMMARIZATION_REQUEST} Answer in at most {limit} characters "
+        f"({ratio:g} of its length).\n\n{conversation}"
+    )
+    return system, text
+
+
+def with_summary(summary: str, recent: Messages) -> Messages:
+    """The request history: the summary as a user text, then ``recent``. When ``recent`` starts with
+    a user message, the summary becomes its leading text block (no two user messages in a row)."""
+    block = {"text": SUMMARY_PREFIX + summary}
+    if recent and recent[0].get("role") == "user":
+        first = recent[0] | {"content": [block, *recent[0].get("content", [])]}
+        return [first, *recent[1:]]
+    return [{"role": "user", "content": [block]}, *recent]
+
+
+# Makes (or finds) the summary of ``older``; the index is that of the last message it covers.
+Summarizer = Callable[[int, Messages], str]
+
+
+def summarized(messages: Messages, truncation: dict[str, Any], summarize: Summarizer) -> Messages:
+    """The history with everything before the split replaced by a summary (unchanged when there is
+    nothing to summarize)."""
+    split = summary_split(messages, truncation)
+    if split <= 0:
+        return messages
+    return with_summary(summarize(split - 1, messages[:split]), messages[split:])
+
+
 def estimate_tokens(value: Any) -> int:
     """A cheap, provider-independent size estimate: JSON characters / 4."""
     return -(-len(json.dumps(value, separators=(",", ":"), default=str)) // CHARS_PER_TOKEN)
@@ -118,17 +221,17 @@ def problems(truncation: dict[str, Any]) -> list[tuple[str, str]]:
     strategy = truncation.get("strategy")
     config = truncation.get("config") or {}
     found: list[tuple[str, str]] = []
-    if strategy == SUMMARIZATION:
-        found.append(
-            (
-                "truncation.strategy",
-                "summarization is not supported by this deployment yet; use sliding_window or none",
-            )
-        )
     for member in config:
         if member != _CONFIG_MEMBERS.get(str(strategy)):
             found.append((f"truncation.config.{member}", f"does not apply to strategy {strategy}"))
     count = (config.get("slidingWindow") or {}).get("messagesCount")
     if count is not None and count < 1:
         found.append(("truncation.config.slidingWindow.messagesCount", "must be at least 1"))
+    summarization = config.get("summarization") or {}
+    preserve = summarization.get("preserveRecentMessages")
+    if preserve is not None and preserve < 1:
+        found.append(("truncation.config.summarization.preserveRecentMessages", "must be at least 1"))
+    ratio = summarization.get("summaryRatio")
+    if ratio is not None and not 0 < ratio < 1:
+        found.append(("truncation.config.summarization.summaryRatio", "must be between 0 and 1"))
     return found

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.e2e
 DELETED_KINDS = {
     "sessions",
     "messages",
+    "summaries",
     "invocations",
     "streamEvents",
     "toolResults",

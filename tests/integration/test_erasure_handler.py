@@ -25,6 +25,7 @@ from .support import (
 COUNTED = (
     "sessions",
     "messages",
+    "summaries",
     "invocations",
     "streamEvents",
     "toolResults",
@@ -56,7 +57,10 @@ def _classify(items: list[dict[str, Any]]) -> Counter[str]:
     for item in items:
         sort_key = item["sk"]["S"]
         if sort_key.startswith("session#"):
-            counts["messages" if "#msg#" in sort_key else "sessions"] += 1
+            if "#msg#" in sort_key:
+                counts["messages"] += 1
+            else:
+                counts["summaries" if "#summary#" in sort_key else "sessions"] += 1
         elif "#ev#" in sort_key:
             counts["streamEvents"] += 1
         elif "#result#" in sort_key:

@@ -3,7 +3,8 @@ SDK against fake OpenAI-compatible servers on 127.0.0.1, keys from the vault in 
 
 Failover on 429 / 500 / a hang past the timeout, with the whole conversation (tool calls and
 results included) reaching the fallback; no failover on 401; the circuit breaker; a session
-that switches provider mid-way; tool support checked before a switch; truncation."""
+that switches provider mid-way; tool support checked before a switch; truncation
+(sliding window, summarization, context windows)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from harness import loop as loop_module
 from harness.adapters.memory_store import MemoryStore
 from harness.providers import openai as openai_provider
 from harness.providers import registry
-from harness.providers.base import ModelProvider
+from harness.providers.base import ModelEvent, ModelProvider, ModelRequest
 from harness.providers.gemini import GeminiProvider
 from harness.providers.openai import OpenAIProvider
 from tests.unit.provider_servers import (
@@ -434,18 +435,87 @@ def test_truncation_is_stored_returned_and_updated(api: Api) -> None:
     assert updated.json["harness"]["truncation"] == {"strategy": "none"}
 
 
-def test_summarization_is_rejected_by_name(api: Api) -> None:
-    response = api.call(
-        "POST",
-        "/harnesses",
-        body={
-            "harnessName": unique_name(),
-            "executionRoleArn": api.create_harness()["executionRoleArn"],
-            "truncation": {"strategy": "summarization"},
-        },
+def test_summarization_replaces_older_turns_in_the_request_and_is_erased_with_the_actor(
+    api: Api, aws: Any, names: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prompt = "Summarize briefly."
+    summarize = {
+        "strategy": "summarization",
+        "config": {"summarization": {"preserveRecentMessages": 1, "summarizationSystemPrompt": prompt}},
+    }
+    summary_calls: list[ModelRequest] = []
+    routed = loop_module.provider_for
+
+    class Counting:
+        def __init__(self, provider: ModelProvider) -> None:
+            self.name = provider.name
+            self._provider = provider
+
+        def stream(self, request: ModelRequest) -> Iterator[ModelEvent]:
+            if request.system == [prompt]:
+                summary_calls.append(request)
+            return self._provider.stream(request)
+
+    def provider_for(model: dict[str, Any], vault: Any = None) -> ModelProvider:
+        return Counting(routed(model, vault))
+
+    monkeypatch.setattr(loop_module, "provider_for", provider_for)
+    harness = api.create_harness(truncation=summarize, tools=[inline_tool("lookup")])
+    assert harness["truncation"] == summarize
+    session, actor = new_session_id(), unique_name()
+
+    first = api.invoke(harness["harnessId"], "first", session_id=session, actor_id=actor)
+    assert text_of(first.items()) == 'You said: "first"'
+    assert summary_calls == []
+    second = api.invoke(harness["harnessId"], "second", session_id=session, actor_id=actor).items()
+    # The request was [summary of "first" + "second"]; the caller sees only the reply to it.
+    assert text_of(second) == 'You said: "second"'
+    assert sum("messageStart" in item for item in second) == 1
+    assert len(summary_calls) == 1
+    # A turn with two model calls (a tool call, then its result) summarizes the same range once.
+    paused = api.invoke(harness["harnessId"], "/tool lookup {}", session_id=session, actor_id=actor)
+    call_id = tool_use_id_of(paused.items())
+    answered = api.invoke(
+        harness["harnessId"], tool_result_message(call_id, "-3C"), session_id=session, actor_id=actor
     )
-    assert response.status == 400
-    assert [p["name"] for p in response.json["fieldList"]] == ["truncation.strategy"]
+    assert text_of(answered.items()) == "Tool lookup returned: -3C"
+    assert len(summary_calls) == 2
+    history = api.invoke(harness["harnessId"], "/history", session_id=session, actor_id=actor).items()
+    assert text_of(history) == (
+        "Summary of the earlier conversation: first; second; /tool lookup {}\n/history"
+    )
+    assert sum("messageStart" in item for item in history) == 1
+    assert len(summary_calls) == 3
+
+    table = names["memory_table"]
+    prefix = f"session#{session}#summary#"
+    items = aws.dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="actorId = :a AND begins_with(sk, :p)",
+        ExpressionAttributeValues={":a": {"S": actor}, ":p": {"S": prefix}},
+        ConsistentRead=True,
+    )["Items"]
+    assert [item["summary"]["S"] for item in items] == [
+        "first",
+        "first; second",
+        "first; second; /tool lookup {}",
+    ]
+    assert all("expiresAt" in item for item in items)
+    memory = MemoryStore(table)
+    messages = memory.list_messages_with_positions(actor, session)
+    assert [item["sk"]["S"][len(prefix) :] for item in items] == [messages[i][0] for i in (1, 3, 7)]
+    assert messages[0][1] == {"role": "user", "content": [{"text": "first"}]}, "storage is not summarized"
+
+    erased = api.erase(actor)
+    assert erased.status == 200, erased.raw_body
+    assert erased.json["erasure"]["deleted"]["summaries"] == 3
+    remaining = aws.dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="actorId = :a",
+        ExpressionAttributeValues={":a": {"S": actor}},
+        ConsistentRead=True,
+    )
+    assert remaining["Items"] == []
 
 
 def test_a_sliding_window_limits_what_the_model_sees(api: Api) -> None:

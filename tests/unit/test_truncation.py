@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -148,11 +149,139 @@ def test_fit_leaves_room_for_the_fixed_overhead() -> None:
             {"strategy": "none", "config": {"slidingWindow": {"messagesCount": 3}}},
             ["truncation.config.slidingWindow"],
         ),
-        ({"strategy": "summarization"}, ["truncation.strategy"]),
+        ({"strategy": "summarization"}, []),
+        (
+            {
+                "strategy": "summarization",
+                "config": {"summarization": {"preserveRecentMessages": 0, "summaryRatio": 1.5}},
+            },
+            [
+                "truncation.config.summarization.preserveRecentMessages",
+                "truncation.config.summarization.summaryRatio",
+            ],
+        ),
+        (
+            {"strategy": "sliding_window", "config": {"summarization": {"preserveRecentMessages": 3}}},
+            ["truncation.config.summarization"],
+        ),
     ],
-    ids=["none", "sliding-window", "zero-count", "config-for-another-strategy", "summarization"],
+    ids=[
+        "none",
+        "sliding-window",
+        "zero-count",
+        "config-for-another-strategy",
+        "summarization",
+        "summarization-out-of-range",
+        "summarization-config-for-sliding-window",
+    ],
 )
 def test_truncation_configurations_this_deployment_cannot_run_are_named(
     config: dict[str, Any], names: list[str]
 ) -> None:
     assert [name for name, _ in truncation.problems(config)] == names
+
+
+# -- summarization ---------------------------------------------------------------------------------
+
+
+def summarization(preserve: int | None = None, **config: Any) -> dict[str, Any]:
+    if preserve is not None:
+        config["preserveRecentMessages"] = preserve
+    return {"strategy": "summarization", "config": {"summarization": config}}
+
+
+class FakeSummarizer:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, list[dict[str, Any]]]] = []
+
+    def __call__(self, last: int, older: list[dict[str, Any]]) -> str:
+        self.calls.append((last, older))
+        return f"{len(older)} messages"
+
+
+def test_summarization_replaces_the_older_turns_and_merges_into_the_first_kept_user_message() -> None:
+    messages = [user("a"), assistant("b"), user("c"), calls("t1"), results("t1"), assistant("d"), user("e")]
+    fake = FakeSummarizer()
+    shaped = truncation.summarized(messages, summarization(3), fake)
+    # The cut moves forward to the next turn boundary: the last user message.
+    assert fake.calls == [(5, messages[:6])]
+    assert shaped == [
+        {
+            "role": "user",
+            "content": [{"text": "Summary of the earlier conversation: 6 messages"}, {"text": "e"}],
+        }
+    ]
+    assert messages[-1] == user("e"), "the stored history is not changed"
+
+
+def test_summarization_keeps_short_conversations_and_the_current_turn_whole() -> None:
+    fake = FakeSummarizer()
+    short = [user(str(n)) if n % 2 == 0 else assistant(str(n)) for n in range(10)]
+    assert truncation.summarized(short, summarization(), fake) == short
+    one_turn = [user("a"), calls("t1"), results("t1"), calls("t2"), results("t2"), calls("t3"), results("t3")]
+    assert truncation.summarized(one_turn, summarization(2), fake) == one_turn
+    assert fake.calls == []
+
+
+def test_summarization_defaults_to_ten_recent_messages() -> None:
+    messages = [m for n in range(8) for m in (user(str(n)), assistant(str(n)))]
+    fake = FakeSummarizer()
+    shaped = truncation.summarized(messages, {"strategy": "summarization"}, fake)
+    assert fake.calls == [(5, messages[:6])]
+    assert shaped[1:] == messages[7:]
+    assert shaped[0]["content"][1:] == messages[6]["content"]
+
+
+def test_other_strategies_never_summarize() -> None:
+    messages = [m for n in range(20) for m in (user(str(n)), assistant(str(n)))]
+    fake = FakeSummarizer()
+    assert truncation.summarized(messages, {"strategy": "none"}, fake) == messages
+    window = {"strategy": "sliding_window", "config": {"slidingWindow": {"messagesCount": 2}}}
+    assert truncation.summarized(messages, window, fake) == messages
+    assert fake.calls == []
+    assert truncation.apply(messages, summarization(2)) == messages
+
+
+def test_a_summary_before_an_assistant_message_is_its_own_user_message() -> None:
+    assert truncation.with_summary("s", [assistant("b")]) == [
+        {"role": "user", "content": [{"text": "Summary of the earlier conversation: s"}]},
+        assistant("b"),
+    ]
+
+
+@given(conversations(), st.integers(1, 30))
+def test_a_summarized_request_is_a_valid_conversation(messages: list[dict[str, Any]], preserve: int) -> None:
+    shaped = truncation.summarized(messages, summarization(preserve), FakeSummarizer())
+    if shaped is messages:
+        return
+    first = shaped[0]
+    assert first["role"] == "user"
+    assert first["content"][0]["text"].startswith(truncation.SUMMARY_PREFIX)
+    recent = [first | {"content": first["content"][1:]}, *shaped[1:]]
+    assert_well_formed(recent, messages)
+    assert not any(a["role"] == b["role"] == "user" for a, b in itertools.pairwise(shaped))
+
+
+def test_the_summarization_request_renders_tool_calls_and_asks_for_the_ratio() -> None:
+    older = [
+        user("find x"),
+        {
+            "role": "assistant",
+            "content": [{"toolUse": {"toolUseId": "t1", "name": "lookup", "input": {"q": "x"}}}],
+        },
+        {"role": "user", "content": [{"toolResult": {"toolUseId": "t1", "content": [{"json": {"x": 1}}]}}]},
+        assistant("x is 1"),
+    ]
+    system, text = truncation.summarization_request(older, summarization(summaryRatio=0.5))
+    assert system == truncation.DEFAULT_SUMMARIZATION_PROMPT
+    conversation = (
+        "user: find x\n"
+        'assistant called tool lookup with {"q":"x"}\n'
+        'result of tool lookup: {"x":1}\n'
+        "assistant: x is 1"
+    )
+    assert text.startswith(truncation.SUMMARIZATION_REQUEST)
+    assert text.endswith("\n\n" + conversation)
+    assert f"at most {len(conversation) // 2} characters" in text
+    custom = summarization(summarizationSystemPrompt="Be brief.")
+    assert truncation.summarization_request(older, custom)[0] == "Be brief."

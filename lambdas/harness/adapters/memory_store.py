@@ -28,6 +28,10 @@ def message_prefix(session_id: str) -> str:
     return f"session#{session_id}#msg#"
 
 
+def summary_key(session_id: str, position: str) -> str:
+    return f"session#{session_id}#summary#{position}"
+
+
 def invocation_key(invocation_id: str) -> str:
     return f"invocation#{invocation_id}"
 
@@ -187,6 +191,26 @@ class MemoryStore:
             (item["sk"]["S"][len(prefix) :], json.loads(item["message"]["S"]))
             for item in self._query_prefix(actor_id, prefix)
         ]
+
+    # -- summaries (truncation strategy ``summarization``) ------------------------------------
+
+    def put_summary(
+        self, actor_id: str, session_id: str, position: str, summary: str, expires_at: int
+    ) -> None:
+        """Cache the summary of the session's messages up to and including ``position``."""
+        self._ddb.put_item(
+            TableName=self._table,
+            Item={
+                "actorId": {"S": actor_id},
+                "sk": {"S": summary_key(session_id, position)},
+                "summary": {"S": summary},
+                "expiresAt": {"N": str(expires_at)},
+            },
+        )
+
+    def get_summary(self, actor_id: str, session_id: str, position: str) -> str | None:
+        item = self._get(actor_id, summary_key(session_id, position))
+        return str(item["summary"]["S"]) if item else None
 
     # -- invocations --------------------------------------------------------------------------
 

@@ -3,7 +3,10 @@
 Behaviour (documented in the README):
 - the last user text ``/tool NAME {JSON}`` calls tool NAME with that JSON input;
 - a turn that ends with tool results is answered with text that contains those results;
-- ``/history`` answers with the session's user texts so far, one per line, oldest first;
+- ``/history`` answers with the user texts of the request, one per line, oldest first (with the
+  ``summarization`` truncation strategy, the summary text comes first);
+- a summarization request (the harness's ``summarization`` strategy) is answered with the user
+  texts of the summarized conversation joined by ``"; "``;
 - any other text gets a short reply that quotes it.
 """
 
@@ -14,6 +17,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from harness import truncation
 from harness.providers.base import (
     ModelEvent,
     ModelRequest,
@@ -61,6 +65,8 @@ class LocalProvider:
                 for r in results
             )
             yield from self._text(reply, request)
+        elif command.startswith(truncation.SUMMARIZATION_REQUEST):
+            yield from self._text(self._summary(command), request)
         elif command.startswith("/tool "):
             yield from self._tool_call(command, request)
         elif command == "/history":
@@ -68,6 +74,11 @@ class LocalProvider:
             yield from self._text("\n".join(history), request)
         else:
             yield from self._text(f'You said: "{command}"', request)
+
+    @staticmethod
+    def _summary(command: str) -> str:
+        prefix = "user: "
+        return "; ".join(line[len(prefix) :] for line in command.splitlines() if line.startswith(prefix))
 
     @staticmethod
     def _tool_names(messages: list[dict[str, Any]]) -> dict[str, str]:
