@@ -220,3 +220,40 @@ def gemini_chunk(
 def gemini_error(status: int, name: str, message: str) -> Reply:
     body = {"error": {"code": status, "message": message, "status": name}}
     return Reply(status=status, chunks=[json.dumps(body).encode()], content_type="application/json")
+
+
+PNG = "iVBORw0KGgo="  # base64 of the PNG signature: enough to check a data URL
+
+# A canonical turn every provider test translates: a question, two parallel tool calls (with
+# reasoning before them), and their results (one JSON success, one error).
+WEATHER_TOOL_TURNS: list[dict[str, Any]] = [
+    {"role": "user", "content": [{"text": "Weather in Paris and Rome?"}]},
+    {
+        "role": "assistant",
+        "content": [
+            {"reasoningContent": {"reasoningText": {"text": "two lookups", "signature": "sig"}}},
+            {"text": "Checking both."},
+            {"toolUse": {"toolUseId": "tooluse_paris", "name": "get_weather", "input": {"city": "Paris"}}},
+            {"toolUse": {"toolUseId": "tooluse_rome", "name": "get_weather", "input": {"city": "Rome"}}},
+        ],
+    },
+    {
+        "role": "user",
+        "content": [
+            {
+                "toolResult": {
+                    "toolUseId": "tooluse_paris",
+                    "content": [{"json": {"temp_c": 21, "sky": "clear"}}],
+                    "status": "success",
+                }
+            },
+            {
+                "toolResult": {
+                    "toolUseId": "tooluse_rome",
+                    "content": [{"text": "station offline"}],
+                    "status": "error",
+                }
+            },
+        ],
+    },
+]

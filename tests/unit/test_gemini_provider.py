@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from provider_servers import FakeServer, Reply, gemini_chunk, gemini_error
+from provider_servers import PNG, WEATHER_TOOL_TURNS, FakeServer, Reply, gemini_chunk, gemini_error
 
 from harness.providers.base import (
     ModelCallError,
@@ -40,7 +40,6 @@ CANARY = "AIza-canary-7f3a9c1e5b2d4f60"
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:gemini-key"
 REPO = Path(__file__).resolve().parents[2]
 TOOL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-PNG = "iVBORw0KGgo="
 
 WEATHER = ToolSpec(
     name="get_weather",
@@ -60,35 +59,7 @@ WEATHER = ToolSpec(
 )
 
 HISTORY: list[dict[str, Any]] = [
-    {"role": "user", "content": [{"text": "Weather in Paris and Rome?"}]},
-    {
-        "role": "assistant",
-        "content": [
-            {"reasoningContent": {"reasoningText": {"text": "two lookups", "signature": "sig"}}},
-            {"text": "Checking both."},
-            {"toolUse": {"toolUseId": "tooluse_paris", "name": "get_weather", "input": {"city": "Paris"}}},
-            {"toolUse": {"toolUseId": "tooluse_rome", "name": "get_weather", "input": {"city": "Rome"}}},
-        ],
-    },
-    {
-        "role": "user",
-        "content": [
-            {
-                "toolResult": {
-                    "toolUseId": "tooluse_paris",
-                    "content": [{"json": {"temp_c": 21, "sky": "clear"}}],
-                    "status": "success",
-                }
-            },
-            {
-                "toolResult": {
-                    "toolUseId": "tooluse_rome",
-                    "content": [{"text": "station offline"}],
-                    "status": "error",
-                }
-            },
-        ],
-    },
+    *WEATHER_TOOL_TURNS,
     {"role": "assistant", "content": [{"reasoningContent": {"reasoningText": {"text": "only thinking"}}}]},
     {
         "role": "user",
