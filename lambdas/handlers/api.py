@@ -42,7 +42,7 @@ def _definitions() -> Any:
 
 @app.post("/harnesses")
 def create_harness() -> Response[str]:
-    record = _definitions().create(parse_json_body(app.current_event.body))
+    record = _definitions().create(parse_json_body(app.current_event.decoded_body))
     return json_response(201, {"harness": record})
 
 
@@ -58,7 +58,7 @@ def get_harness(harness_id: str) -> Response[str]:
 
 @app.patch("/harnesses/<harness_id>")
 def update_harness(harness_id: str) -> Response[str]:
-    body = parse_json_body(app.current_event.body)
+    body = parse_json_body(app.current_event.decoded_body)
     return json_response(200, {"harness": _definitions().update(harness_id, body)})
 
 
@@ -87,7 +87,7 @@ def _invoke_params(event: Any) -> dict[str, Any]:
 
 
 def _open_stream(event: Any, context: Any) -> InvocationStream:
-    body = parse_json_body(event.body)
+    body = parse_json_body(event.decoded_body)
     return dependencies.invocations(account_of(context)).invoke(body, _invoke_params(event))
 
 

@@ -80,3 +80,21 @@ def test_delete_managed_memory_is_refused_by_name(api: Api) -> None:
     assert api.call("GET", f"/harnesses/{harness['harnessId']}").status == 200
     bad = api.call("DELETE", f"/harnesses/{harness['harnessId']}", query={"deleteManagedMemory": "yes"})
     assert bad.status == 400
+
+
+def test_a_base64_encoded_request_body_is_read_as_api_gateway_sends_binary_payloads(api: Api) -> None:
+    import base64
+    import importlib
+    import json
+
+    from local_runtime.lambda_dispatch import context_for
+
+    name = unique_name()
+    body = json.dumps({"harnessName": name, "executionRoleArn": ROLE_ARN})
+    event, function_id = api.event("POST", "/harnesses", body=base64.b64encode(body.encode()).decode())
+    event["isBase64Encoded"] = True
+    function = api.deployment.functions[function_id]
+    module_name, _, attribute = function["handler"].rpartition(".")
+    result = getattr(importlib.import_module(module_name), attribute)(event, context_for(function))
+    assert result["statusCode"] == 201
+    assert json.loads(result["body"])["harness"]["harnessName"] == name
