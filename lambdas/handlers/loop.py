@@ -3,6 +3,7 @@ exceptions whose names the state machine's Retry/Catch clauses match."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,23 +16,32 @@ from harness.loop import AgentLoop
 Step = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
-def loop_step(call: Callable[[AgentLoop, dict[str, Any]], dict[str, Any]]) -> Step:
+def loop_step(call: Callable[[AgentLoop, dict[str, Any], LambdaContext], dict[str, Any]]) -> Step:
     """A Lambda handler for one state of the loop, logged and traced with the invocation id."""
 
     @logger.inject_lambda_context
     @tracer.capture_lambda_handler
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.append_keys(invocation_id=event["ids"]["invocationId"])
-        return call(agent_loop(), event)
+        return call(agent_loop(), event, context)
 
     return handler
 
 
-load_context = loop_step(lambda loop, event: loop.load_context(event["ids"]))
-call_model = loop_step(lambda loop, event: loop.call_model(event["ids"], event["loop"]))
-authorize_tool_calls = loop_step(lambda loop, event: loop.authorize_tool_calls(event["ids"], event["loop"]))
-await_client = loop_step(
-    lambda loop, event: loop.await_client(event["ids"], event["toolUseIds"], event["taskToken"])
+def _deadline(context: LambdaContext) -> float:
+    """When this function times out, on the ``time.monotonic`` clock."""
+    return time.monotonic() + context.get_remaining_time_in_millis() / 1000
+
+
+load_context = loop_step(lambda loop, event, _: loop.load_context(event["ids"]))
+call_model = loop_step(
+    lambda loop, event, context: loop.call_model(event["ids"], event["loop"], deadline=_deadline(context))
 )
-finalize = loop_step(lambda loop, event: loop.finalize(event["ids"], event["loop"]))
-record_failure = loop_step(lambda loop, event: loop.record_failure(event["ids"], event["failure"]))
+authorize_tool_calls = loop_step(
+    lambda loop, event, _: loop.authorize_tool_calls(event["ids"], event["loop"])
+)
+await_client = loop_step(
+    lambda loop, event, _: loop.await_client(event["ids"], event["toolUseIds"], event["taskToken"])
+)
+finalize = loop_step(lambda loop, event, _: loop.finalize(event["ids"], event["loop"]))
+record_failure = loop_step(lambda loop, event, _: loop.record_failure(event["ids"], event["failure"]))

@@ -124,7 +124,10 @@ class AgentLoop:
 
     # -- CallModel ---------------------------------------------------------------------------------
 
-    def call_model(self, raw_ids: dict[str, Any], loop: dict[str, Any]) -> dict[str, Any]:
+    def call_model(
+        self, raw_ids: dict[str, Any], loop: dict[str, Any], deadline: float | None = None
+    ) -> dict[str, Any]:
+        """One model turn. ``deadline`` (``time.monotonic``) is when the calling function times out."""
         ids = Ids.of(raw_ids)
         invocation = self._invocation(ids)
         config = records.EffectiveConfig.of(self._harness(ids), invocation.get("overrides", {}))
@@ -158,7 +161,9 @@ class AgentLoop:
         reply = _Reply(emit)
         emit({"messageStart": {"role": "assistant"}})
         try:
-            for event in self._router.stream(request, self._on_switch(switches), _window_fit(request)):
+            for event in self._router.stream(
+                request, self._on_switch(switches), _window_fit(request), deadline=deadline
+            ):
                 reply.add(event)
         except truncation.ContextWindowExceededError:
             reply.add(TextDelta(CONTEXT_WINDOW_MESSAGE))

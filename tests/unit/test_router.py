@@ -20,6 +20,7 @@ from harness.providers.base import (
     Usage,
 )
 from harness.providers.router import (
+    ATTEMPT_SECONDS,
     CIRCUIT_OPEN,
     CONTEXT_WINDOW,
     UNAVAILABLE,
@@ -150,6 +151,25 @@ def test_the_fallback_receives_the_same_conversation_and_no_router_params() -> N
     assert second.model_config == gemini()
     assert first.messages == second.messages == history
     assert second.system == ["be brief"]
+
+
+def test_no_fallback_is_started_that_could_not_finish_before_the_function_times_out() -> None:
+    script = Script(
+        **{"gpt-5": [ModelUnavailableError("The openai model call timed out")], "gemini-2.5-pro": [REPLY]}
+    )
+    now = [1000.0]
+    router = Router(script.provider_for, clock=lambda: now[0])
+    request = ModelRequest(model_config=with_fallbacks(openai(), gemini()), messages=[])
+    # The primary may start; afterwards less than one attempt's time is left before the deadline.
+    with pytest.raises(ModelUnavailableError, match="no time left to try gemini"):
+        list(router.stream(request, lambda _: None, deadline=now[0] + ATTEMPT_SECONDS - 1))
+    assert script.calls("gpt-5") == 1
+    assert script.calls("gemini-2.5-pro") == 0
+
+    script = Script(**{"gpt-5": [ModelUnavailableError("down")], "gemini-2.5-pro": [REPLY]})
+    router = Router(script.provider_for, clock=lambda: now[0])
+    events = list(router.stream(request, lambda _: None, deadline=now[0] + 2 * ATTEMPT_SECONDS))
+    assert events == REPLY
 
 
 def test_a_client_error_does_not_fail_over() -> None:

@@ -166,30 +166,43 @@ class Switch:
 Fit = Callable[[list[dict[str, Any]], dict[str, Any]], list[dict[str, Any]]]
 
 
+# The longest one attempt may take: a provider's own request timeout plus a margin.
+ATTEMPT_SECONDS = 130.0
+
+
 class Router:
     def __init__(
         self,
         providers: Callable[[dict[str, Any]], ModelProvider],
         breaker: CircuitBreaker | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._providers = providers
         self.breaker = breaker or CircuitBreaker()
+        self._clock = clock
 
     def stream(
         self,
         request: ModelRequest,
         on_switch: Callable[[Switch], None],
         fit: Fit | None = None,
+        deadline: float | None = None,
     ) -> Iterator[ModelEvent]:
         """The events of the first model in the chain that answers.
 
         ``fit`` cuts the history to a model's context window; a primary it cannot fit raises
-        ContextWindowExceededError, a fallback it cannot fit is skipped.
+        ContextWindowExceededError, a fallback it cannot fit is skipped. ``deadline`` (a
+        ``clock`` value, e.g. when the calling Lambda times out) stops the chain from starting an
+        attempt that could not finish in time: the turn then ends with a clear error instead of
+        a function timeout.
         """
         chain = candidates(request.model_config)
         problems: list[str] = []
         for index, model in enumerate(chain):
             kind, key = kind_of(model), endpoint_of(model)
+            if index > 0 and deadline is not None and self._clock() + ATTEMPT_SECONDS > deadline:
+                problems.append(f"no time left to try {kind}")
+                break
             if not self.breaker.allow(key):
                 problems.append(f"{kind}: circuit open")
                 _switch(chain, index, CIRCUIT_OPEN, on_switch)
