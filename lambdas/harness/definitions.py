@@ -192,6 +192,8 @@ def configuration_problems(body: dict[str, Any]) -> list[FieldProblem]:
         reason = tools.unsupported_reason(tool)
         if reason:
             problems.append(FieldProblem(f"tools[{index}].type", reason))
+        elif problem := tools.schema_problem(tools.input_schema(tool)):
+            problems.append(FieldProblem(f"tools[{index}].config.inlineFunction.inputSchema", problem))
     memory = body.get("memory")
     if isinstance(memory, dict) and "optionalValue" in memory:
         memory = memory["optionalValue"]

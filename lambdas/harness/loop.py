@@ -223,6 +223,16 @@ class AgentLoop:
         for call in calls:
             if call["toolUseId"] in answered:
                 continue
+            problem = config.toolset.input_problem(call["name"], call["input"])
+            if problem:
+                # Arguments that fail the tool's schema go back to the model; the target never sees them.
+                self._memory.put_tool_result(
+                    ids.actor_id,
+                    ids.invocation_id,
+                    {"toolUseId": call["toolUseId"], "status": "error", "content": [{"text": problem}]},
+                    invocation["expiresAt"],
+                )
+                continue
             # Calls the invocation may not make still go to the dispatcher, which refuses and records them.
             (client if config.toolset.route(call["name"]) == CLIENT else server).append(call["toolUseId"])
         return {"server": server, "client": client, "awaitClient": bool(client)}

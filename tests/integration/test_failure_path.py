@@ -93,7 +93,7 @@ def test_a_failing_model_call_ends_the_stream_with_a_clear_error(
 def test_an_unexpected_step_error_is_reported_without_internals(
     api: Api, aws: Any, names: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def explode(self: AgentLoop, *_: Any) -> Any:
+    def explode(self: AgentLoop, *_: Any, **__: Any) -> Any:
         raise RuntimeError("KeyError in /var/task/harness/loop.py: table AgentHarness-MemoryTable")
 
     monkeypatch.setattr(AgentLoop, "call_model", explode)

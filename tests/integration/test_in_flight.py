@@ -25,10 +25,10 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     entered = threading.Event()
     original = AgentLoop.call_model
 
-    def held(self: AgentLoop, ids: dict[str, Any], loop: dict[str, Any]) -> dict[str, Any]:
+    def held(self: AgentLoop, ids: dict[str, Any], loop: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         entered.set()
         opened.wait(timeout=20)
-        return original(self, ids, loop)
+        return original(self, ids, loop, **kwargs)
 
     monkeypatch.setattr(AgentLoop, "call_model", held)
     opened.entered = entered  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.definitions import configuration_problems
 from harness.providers.base import ToolSpec
 from harness.records import EffectiveConfig
 from harness.tools.registry import CLIENT, Toolset, unsupported_reason
@@ -127,3 +128,40 @@ def test_the_invocation_result_is_always_within_the_harness_result(
     toolset = Toolset.for_invocation(TOOLS, harness, invocation)
     for t in TOOLS:
         assert (toolset.route(t["name"]) is not None) == (t["name"] in narrowed)
+
+
+APPROVE_SCHEMA = {
+    "type": "object",
+    "properties": {"amount": {"type": "number"}, "payee": {"type": "string"}},
+    "required": ["amount"],
+}
+
+
+def _approve(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "inline_function",
+        "name": "approve",
+        "config": {"inlineFunction": {"description": "d", "inputSchema": schema}},
+    }
+
+
+def test_arguments_that_fail_the_schema_are_described_by_field() -> None:
+    toolset = Toolset.for_invocation([_approve(APPROVE_SCHEMA)], ["*"], None)
+    assert toolset.input_problem("approve", {"amount": 5, "payee": "bob"}) is None
+    problem = toolset.input_problem("approve", {"amount": "ten"})
+    assert problem is not None
+    assert "approve" in problem and "at amount" in problem and "'ten' is not of type 'number'" in problem
+    missing = toolset.input_problem("approve", {"payee": "bob"})
+    assert missing is not None and "'amount' is a required property" in missing
+
+
+def test_a_tool_the_invocation_cannot_see_has_no_schema_verdict() -> None:
+    # Unknown names are the dispatcher's to refuse and record, not the schema check's.
+    toolset = Toolset.for_invocation([_approve(APPROVE_SCHEMA)], ["*"], None)
+    assert toolset.input_problem("transfer", {"amount": "ten"}) is None
+
+
+def test_an_invalid_input_schema_is_a_definition_problem() -> None:
+    problems = configuration_problems({"tools": [_approve({"type": "objekt"})]})
+    assert [p.name for p in problems] == ["tools[0].config.inlineFunction.inputSchema"]
+    assert "not a valid JSON Schema" in problems[0].message

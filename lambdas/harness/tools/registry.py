@@ -31,6 +31,43 @@ def unsupported_reason(tool: dict[str, Any]) -> str | None:
     return None
 
 
+def input_schema(tool: dict[str, Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = (tool.get("config") or {}).get("inlineFunction", {}).get("inputSchema") or {}
+    return schema
+
+
+def _validator(schema: dict[str, Any]) -> Any:
+    # Imported on first use: most turns call no tool, and a cold start should not pay for it.
+    from jsonschema.validators import validator_for
+
+    return validator_for(schema)(schema)
+
+
+def schema_problem(schema: dict[str, Any]) -> str | None:
+    """Why a tool's inputSchema is not a usable JSON Schema, or None."""
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as error:
+        return f"inputSchema is not a valid JSON Schema: {error.message}"
+    return None
+
+
+def input_problem(tool: dict[str, Any], tool_input: dict[str, Any]) -> str | None:
+    """Why a call's arguments do not match the tool's inputSchema (naming the field), or None."""
+    errors = sorted(
+        _validator(input_schema(tool)).iter_errors(tool_input), key=lambda e: list(e.absolute_path)
+    )
+    if not errors:
+        return None
+    first = errors[0]
+    field = ".".join(str(part) for part in first.absolute_path) or "(the input)"
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return f"The input for tool {tool['name']} does not match its schema at {field}: {first.message}{more}"
+
+
 def _allows(patterns: list[str] | None, tool: dict[str, Any]) -> bool:
     if patterns is None:
         return True
@@ -72,6 +109,10 @@ class Toolset:
             config = tool.get("config", {}).get("inlineFunction", {})
             specs.append(ToolSpec(name, config.get("description", name), config.get("inputSchema", {})))
         return specs
+
+    def input_problem(self, name: str, tool_input: dict[str, Any]) -> str | None:
+        tool = self.tools.get(name)
+        return input_problem(tool, tool_input) if tool else None
 
     def route(self, name: str) -> str | None:
         """CLIENT or SERVER for an allowed tool, None for a tool this invocation may not call."""
