@@ -4,15 +4,13 @@ on 127.0.0.1 that speaks ``streamGenerateContent?alt=sse``, and its schema sanit
 from __future__ import annotations
 
 import json
-import re
 import time
 import traceback
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from provider_servers import PNG, WEATHER_TOOL_TURNS, FakeServer, Reply, gemini_chunk, gemini_error
+from provider_servers import PNG, TOOL_ID, WEATHER_TOOL_TURNS, FakeServer, Reply, gemini_chunk, gemini_error
 
 from harness.providers.base import (
     ModelCallError,
@@ -38,8 +36,6 @@ from harness.providers.gemini import (
 
 CANARY = "AIza-canary-7f3a9c1e5b2d4f60"
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:gemini-key"
-REPO = Path(__file__).resolve().parents[2]
-TOOL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 WEATHER = ToolSpec(
     name="get_weather",

@@ -8,7 +8,6 @@ import json
 import sys
 import traceback
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +30,6 @@ from harness.providers.litellm import NOT_INSTALLED, LiteLLMProvider, supports_t
 
 CANARY = "sk-canary-litellm-7f3a9c1e5b2d"
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:litellm-key"
-REPO = Path(__file__).resolve().parents[2]
 
 TOOL = ToolSpec(
     "get_weather", "Weather for a city", {"type": "object", "properties": {"city": {"type": "string"}}}

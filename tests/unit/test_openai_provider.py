@@ -4,17 +4,16 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 import traceback
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from provider_servers import (
     CHAT_DONE,
     PNG,
+    TOOL_ID,
     WEATHER_TOOL_TURNS,
     FakeServer,
     Reply,
@@ -47,8 +46,6 @@ from harness.providers.openai import (
 
 CANARY = "sk-canary-7f3a9c1e5b2d4f60"
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-key"
-REPO = Path(__file__).resolve().parents[2]
-TOOL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 WEATHER = ToolSpec(
     name="get_weather",
     description="Weather for a city",
