@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.providers.base import (
@@ -34,6 +34,7 @@ from harness.providers.base import (
     ModelUnavailableError,
 )
 from harness.providers.registry import endpoint_of, kind_of, member
+from harness.resilience import CircuitBreaker
 from harness.truncation import ContextWindowExceededError
 
 FALLBACKS_KEY = "fallbackModels"
@@ -103,55 +104,6 @@ def replayable(messages: list[dict[str, Any]], target_kind: str) -> list[dict[st
         content = [b for b in message.get("content", []) if keep_reasoning or "reasoningContent" not in b]
         prepared.append({k: v for k, v in message.items() if k != "origin"} | {"content": content})
     return [m for m in prepared if m.get("content")]
-
-
-@dataclass
-class _Circuit:
-    failures: int = 0
-    opened_at: float | None = None
-    trial: bool = False
-
-
-@dataclass
-class CircuitBreaker:
-    failure_threshold: int = 3
-    reset_seconds: float = 30.0
-    clock: Callable[[], float] = time.monotonic
-    _circuits: dict[str, _Circuit] = field(default_factory=dict)
-
-    def state(self, key: str) -> str:
-        circuit = self._circuits.get(key)
-        if circuit is None or circuit.opened_at is None:
-            return "closed"
-        if circuit.trial or self.clock() - circuit.opened_at >= self.reset_seconds:
-            return "half_open"
-        return "open"
-
-    def allow(self, key: str) -> bool:
-        """Whether a call may go to ``key`` now; in half-open state, only one trial call may."""
-        circuit = self._circuits.setdefault(key, _Circuit())
-        if circuit.opened_at is None:
-            return True
-        if circuit.trial or self.clock() - circuit.opened_at < self.reset_seconds:
-            return False
-        circuit.trial = True
-        return True
-
-    def succeeded(self, key: str) -> None:
-        self._circuits[key] = _Circuit()
-
-    def release(self, key: str) -> None:
-        """End a trial call that said nothing about the provider's health (the circuit stays open)."""
-        circuit = self._circuits.get(key)
-        if circuit is not None:
-            circuit.trial = False
-
-    def failed(self, key: str) -> None:
-        circuit = self._circuits.setdefault(key, _Circuit())
-        circuit.failures += 1
-        if circuit.trial or circuit.failures >= self.failure_threshold:
-            circuit.opened_at = self.clock()
-            circuit.trial = False
 
 
 @dataclass(frozen=True)
