@@ -7,6 +7,9 @@ export PYTHONPATH := lambdas:.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 PORT ?= 8000
+# mcp-proxy serves a published stdio MCP server over HTTP for the tests. It requires mcp<2 and the
+# harness pins mcp 2, so it gets a venv of its own.
+MCP_PROXY := .build/mcp-proxy/bin/mcp-proxy
 
 .PHONY: local test lint unit integration infra e2e synth bench clean
 
@@ -15,7 +18,7 @@ local: $(STAMP)
 	$(BIN)/python -m local_runtime --port $(PORT) $(ARGS)
 
 ## Lint, type-check and run every test suite (what CI runs).
-test: $(STAMP) lint
+test: $(STAMP) $(MCP_PROXY) lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
@@ -23,16 +26,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(MCP_PROXY)
 	$(BIN)/python -m pytest tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) $(MCP_PROXY)
 	$(BIN)/python -m pytest tests/integration
 
 infra: $(STAMP)
 	$(BIN)/python -m pytest tests/infrastructure
 
-e2e: $(STAMP)
+e2e: $(STAMP) $(MCP_PROXY)
 	$(BIN)/python -m pytest tests/e2e
 
 synth: $(STAMP)
@@ -43,6 +46,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+
+$(MCP_PROXY):
+	$(PYTHON) -m venv .build/mcp-proxy && .build/mcp-proxy/bin/python -m pip install --quiet mcp-proxy==0.13.0
 
 clean:
 	rm -rf $(VENV) cdk.out .build .pytest_cache .mypy_cache .ruff_cache
