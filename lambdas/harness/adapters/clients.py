@@ -16,5 +16,12 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeou
 
 
 @functools.cache
-def client(service: str) -> Any:
-    return boto3.client(service, config=_CONFIG)
+def client(service: str, *, read_timeout: int | None = None, total_max_attempts: int | None = None) -> Any:
+    """The shared client of ``service``; callers with their own time budget (a hook's
+    ``timeoutSeconds``) override the read timeout and the attempt count, one cached client each."""
+    config = _CONFIG
+    if read_timeout is not None:
+        config = config.merge(Config(read_timeout=read_timeout))
+    if total_max_attempts is not None:
+        config = config.merge(Config(retries={"mode": "standard", "total_max_attempts": total_max_attempts}))
+    return boto3.client(service, config=config)
