@@ -35,6 +35,18 @@ def main(argv: list[str] | None = None) -> int:
         "openai/default=OPENAI_API_KEY: apiKeyArn ...:token-vault/openai/apikeycredentialprovider/default); "
         "repeatable; the value is never printed or saved",
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="also start the demo bank (an OpenAPI target of the gateway 'demo', with an approval policy) "
+        "and the advisor MCP server; then run python -m local_runtime.demo_session",
+    )
+    parser.add_argument(
+        "--demo-bank-port", type=int, default=8001, help="the demo bank's port (default 8001)"
+    )
+    parser.add_argument(
+        "--demo-advisor-port", type=int, default=8002, help="the advisor MCP server's port (default 8002)"
+    )
     args = parser.parse_args(argv)
     vault_secrets = {}
     for entry in args.vault_secret:
@@ -48,9 +60,29 @@ def main(argv: list[str] | None = None) -> int:
     from local_runtime.runtime import LocalRuntime
     from local_runtime.synth import synthesize
 
+    context = None
+    demo = None
+    if args.demo:
+        from local_runtime.demo import DemoServers
+
+        demo = DemoServers(bank_port=args.demo_bank_port, advisor_port=args.demo_advisor_port)
+        try:
+            demo.start()
+        except OSError as error:
+            print(
+                f"Cannot start the demo servers: {error.strerror}. Choose other --demo-*-port.",
+                file=sys.stderr,
+            )
+            return 2
+        context = demo.context
+        vault_secrets |= demo.vault_secrets
     print("Synthesizing the stack (cached while sources are unchanged)...", flush=True)
     runtime = LocalRuntime(
-        synthesize(), port=args.port, state_dir=args.state_dir, vault_secrets=vault_secrets
+        synthesize(context),
+        port=args.port,
+        state_dir=args.state_dir,
+        vault_secrets=vault_secrets,
+        synth_context=context,
     )
     try:
         url = runtime.start()
@@ -59,17 +91,27 @@ def main(argv: list[str] | None = None) -> int:
             f"Cannot serve on 127.0.0.1:{args.port}: {error.strerror}. Choose another --port.",
             file=sys.stderr,
         )
+        if demo is not None:
+            demo.stop()
         return 2
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     print(f"Agent harness local runtime ready at {url}", flush=True)
+    if demo is not None:
+        print(
+            f"Demo tools: bank {demo.bank_url} (gateway 'demo'), advisor {demo.advisor_url}. Run: "
+            f"python -m local_runtime.demo_session --url {url} --advisor-port {demo.advisor_port}",
+            flush=True,
+        )
     # Wait in short slices: a signal may be delivered to another thread, and Python runs its
     # handler only when the main thread runs bytecode again.
     while not stop.wait(timeout=0.2):
         pass
     print("Stopping: saving state...", flush=True)
     runtime.stop()
+    if demo is not None:
+        demo.stop()
     return 0
 
 

@@ -54,12 +54,32 @@ def context_for(function: dict[str, Any]) -> LocalLambdaContext:
     )
 
 
+# Functions outside the stack that run in-process too: the user's hook functions and gateway Lambda
+# targets, by function name (the local demo and the tests register them).
+_EXTERNAL: dict[str, Callable[[Any, Any], Any]] = {}
+
+
+def register(function_name: str, handler: Callable[[Any, Any], Any]) -> None:
+    """Run ``handler`` when the emulated Lambda function ``function_name`` is invoked."""
+    _EXTERNAL[function_name] = handler
+
+
+def unregister(function_name: str) -> None:
+    _EXTERNAL.pop(function_name, None)
+
+
 def install(deployment: Deployment) -> None:
     def invoke(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
-        function = deployment.function_by_name(self.function_name)
         payload = json.loads(event) if isinstance(event, str) else (event or {})
+        external = _EXTERNAL.get(self.function_name)
+        if external is not None:
+            function = {"name": self.function_name, "arn": self.function_arn, "timeout": self.timeout}
+            handler = external
+        else:
+            function = deployment.function_by_name(self.function_name)
+            handler = load_handler(function["handler"])
         try:
-            result = load_handler(function["handler"])(payload, context_for(function))
+            result = handler(payload, context_for(function))
         except Exception as error:
             # Lambda's shape for an unhandled error; Step Functions takes errorType as the error name.
             body = {

@@ -178,6 +178,22 @@ def _create_buckets(template: Template, deployment: Deployment, s3: Any) -> None
         s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=bool(props.get("ObjectLockEnabled")))
         if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        encryption = props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration")
+        if encryption:
+            # Objects written without encryption headers get the bucket's default, as on AWS.
+            rules = [
+                # CloudFormation: ServerSideEncryptionByDefault; the API: ApplyServerSideEncryptionByDefault.
+                {
+                    (
+                        "ApplyServerSideEncryptionByDefault"
+                        if key == "ServerSideEncryptionByDefault"
+                        else key
+                    ): value
+                    for key, value in rule.items()
+                }
+                for rule in template.resolve(encryption)
+            ]
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
         lock = props.get("ObjectLockConfiguration")
         if lock and lock.get("Rule"):
             s3.put_object_lock_configuration(

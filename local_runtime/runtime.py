@@ -13,6 +13,7 @@ from typing import Any
 from moto.server import ThreadedMotoServer
 
 from local_runtime import lambda_dispatch, provision, server, snapshot
+from local_runtime.synth import code_environment
 from local_runtime.template import Template
 
 ACCOUNT_ID = "123456789012"  # moto's account
@@ -38,6 +39,8 @@ class LocalRuntime:
     # Vault entries (name under the vault prefix -> secret string) put into the emulated Secrets
     # Manager at every start. They are never written to the state directory.
     vault_secrets: dict[str, str] = field(default_factory=dict)
+    # The CDK context the template was synthesized with (it locates the code asset's files).
+    synth_context: dict[str, Any] | None = None
 
     def start(self) -> str:
         """Provision the emulated stack, restore saved state, serve the API; returns the API URL."""
@@ -70,6 +73,7 @@ class LocalRuntime:
         template = Template(self.template_body, ACCOUNT_ID, self.region, self.stack_name)
         self.deployment = provision.provision(template, endpoint)
         os.environ.update(self.deployment.environment())
+        os.environ.update(code_environment(self.template_body, self.synth_context))
         lambda_dispatch.install(self.deployment)
         self._fill_vault(endpoint)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +28,14 @@ MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 def _error(status: int, error_type: str, message: str, **extra: Any) -> tuple[int, dict[str, str], bytes]:
     body = json.dumps({"message": message, **extra}).encode()
     return status, {"Content-Type": "application/json", "x-amzn-ErrorType": error_type}, body
+
+
+def _claimed_identity(headers: dict[str, str]) -> dict[str, str]:
+    """The signer's access key id, marked unverified: without IAM the signature cannot be checked
+    (API Gateway puts the verified principal in ``userArn`` and ``caller``)."""
+    authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    match = re.search(r"Credential=([A-Z0-9]+)/", authorization)
+    return {"caller": f"unverified:{match.group(1)}", "accessKey": match.group(1)} if match else {}
 
 
 def _proxy_event(
@@ -57,7 +66,7 @@ def _proxy_event(
             "resourcePath": route.path,
             "httpMethod": method,
             "path": f"/v1{path}",
-            "identity": {"sourceIp": "127.0.0.1"},
+            "identity": {"sourceIp": "127.0.0.1", **_claimed_identity(headers)},
         },
         "body": text,
         "isBase64Encoded": False,

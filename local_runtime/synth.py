@@ -30,6 +30,31 @@ def _fingerprint(context: dict[str, Any]) -> str:
     return digest.hexdigest()[:16]
 
 
+def output_dir(context: dict[str, Any] | None = None) -> Path:
+    """Where ``synthesize(context)`` writes the cloud assembly."""
+    return REPO_ROOT / "cdk.out" / "local" / _fingerprint(LOCAL_CONTEXT | (context or {}))
+
+
+def code_environment(template: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, str]:
+    """Environment values that name files of the functions' code asset, made absolute: locally the
+    handlers run from ``lambdas/``, the generated files (the gateway configuration) are in the
+    synthesized asset, which the assets manifest names by the hash in the function's S3 key."""
+    outdir = output_dir(context)
+    manifest = json.loads((outdir / f"{STACK_ID}.assets.json").read_text())
+    for resource in template.get("Resources", {}).values():
+        if resource["Type"] != "AWS::Lambda::Function":
+            continue
+        properties = resource.get("Properties", {})
+        name = properties.get("Environment", {}).get("Variables", {}).get("GATEWAY_CONFIG_FILE")
+        key = properties.get("Code", {}).get("S3Key")
+        if not name or not isinstance(key, str):
+            continue
+        source = manifest["files"].get(key.removesuffix(".zip"), {}).get("source", {})
+        if "path" in source:
+            return {"GATEWAY_CONFIG_FILE": str(outdir / source["path"] / name)}
+    return {}
+
+
 def synthesize(context: dict[str, Any] | None = None) -> dict[str, Any]:
     """The synthesized template of the stack (cdk.out/local/<fingerprint>/)."""
     context = LOCAL_CONTEXT | (context or {})

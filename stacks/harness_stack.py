@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from harness.gateway import gateway_id
 from stacks.components.agent_loop import AgentLoop
 from stacks.components.api import Api
 from stacks.components.artifacts import Artifacts
@@ -98,3 +99,15 @@ class HarnessStack(Stack):
         }
         for name, (value, description) in outputs.items():
             CfnOutput(self, name, value=value, description=description)
+        # The ARN a harness's agentcore_gateway tool names, one output per configured gateway.
+        for gateway_name in sorted(settings.gateways):
+            arn = (
+                f"arn:{self.partition}:bedrock-agentcore:{self.region}:{self.account}:"
+                f"gateway/{gateway_id(gateway_name)}"
+            )
+            CfnOutput(
+                self,
+                f"GatewayArn{''.join(part.title() for part in gateway_name.split('-'))}",
+                value=arn,
+                description=f"gatewayArn of gateway {gateway_name} for agentcore_gateway tools",
+            )

@@ -8,10 +8,17 @@ line arrive as strings and are parsed here, so ``-c harness:auditRetentionDays=4
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from constructs import Node
+
+from harness.gateway import GatewayConfigError, Gateways
+
+#: Where relative paths of the configuration (OpenAPI documents of gateway targets) start.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 CONTEXT_PREFIX = "harness:"
 
@@ -58,6 +65,12 @@ class HarnessSettings:
     #: Whether the stack sets the account-wide API Gateway CloudWatch Logs role that execution and
     #: access logging require. Set false where a landing zone already manages that account setting.
     create_api_gateway_account_role: bool = True
+    #: The deployment's tool gateways: gateway name -> {"targets": [...]} (see README, "Gateway
+    #: targets"). A harness reaches one through an ``agentcore_gateway`` tool naming its ARN.
+    gateways: dict[str, Any] = field(default_factory=dict)
+    #: Hook targets (Lambda functions, SNS topics, EventBridge buses) must be named with this
+    #: prefix: the functions may invoke and notify only those.
+    hook_target_prefix: str = "harness-hook-"
 
     @classmethod
     def context_key(cls, field_name: str) -> str:
@@ -114,6 +127,15 @@ class HarnessSettings:
                 f"{self.context_key('log_retention_days')} must be a CloudWatch Logs retention period "
                 f"({sorted(LOG_RETENTION_DAYS)}), not {self.log_retention_days}"
             )
+        if not re.fullmatch(r"[a-zA-Z0-9_-]{3,40}", self.hook_target_prefix):
+            raise SettingsError(
+                f"{self.context_key('hook_target_prefix')} must be 3-40 letters, digits, '_' or '-' "
+                "(it scopes the IAM grants of hook targets)"
+            )
+        try:
+            Gateways.parse(self.gateways, PROJECT_ROOT)
+        except GatewayConfigError as error:
+            raise SettingsError(f"{self.context_key('gateways')}: {error}") from None
         for arn in self.allowed_caller_principals:
             if not arn.startswith("arn:"):
                 raise SettingsError(

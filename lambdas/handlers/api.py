@@ -86,9 +86,16 @@ def _invoke_params(event: Any) -> dict[str, Any]:
     return {name: value for name, value in params.items() if value is not None}
 
 
+def _caller(event: Any) -> str | None:
+    """The IAM principal API Gateway authenticated (SigV4): who answered an approval."""
+    identity = (event.raw_event.get("requestContext") or {}).get("identity") or {}
+    caller = identity.get("userArn") or identity.get("caller")
+    return str(caller) if caller else None
+
+
 def _open_stream(event: Any, context: Any) -> InvocationStream:
     body = parse_json_body(event.decoded_body)
-    return dependencies.invocations(account_of(context)).invoke(body, _invoke_params(event))
+    return dependencies.invocations(account_of(context)).invoke(body, _invoke_params(event), _caller(event))
 
 
 def _encoder(accept: str | None) -> tuple[str, Any]:

@@ -13,17 +13,32 @@ from harness.adapters.harness_store import HarnessStore
 from harness.adapters.memory_store import MemoryStore
 from harness.adapters.vault import Vault
 from harness.adapters.workflow import Workflow
-from harness.definitions import DeploymentDefaults, HarnessDefinitions
+from harness.definitions import DeploymentDefaults, HarnessDefinitions, ToolPolicy
 from harness.erasure import Erasure
+from harness.gateway import Gateways
+from harness.hooks import HookRunner
 from harness.ids import Account
 from harness.invocations import Invocations
 from harness.loop import AgentLoop
 from harness.settings import Settings
+from harness.tools.dispatch import ToolDispatcher
 
 
 @functools.cache
 def settings() -> Settings:
     return Settings.from_environ()
+
+
+@functools.cache
+def gateways() -> Gateways:
+    return Gateways.load(settings().gateway_config_file)
+
+
+def tool_policy(account: Account) -> ToolPolicy:
+    return ToolPolicy(
+        gateway_arns=frozenset(gateways().arns(account.region, account.account_id, account.partition)),
+        hook_target_prefix=settings().hook_target_prefix,
+    )
 
 
 def definitions(account: Account) -> HarnessDefinitions:
@@ -32,7 +47,10 @@ def definitions(account: Account) -> HarnessDefinitions:
         HarnessStore(s.harness_table),
         account,
         DeploymentDefaults(
-            model=s.default_model, event_expiry_days=s.event_expiry_days, runtime_arn=s.state_machine_arn
+            model=s.default_model,
+            event_expiry_days=s.event_expiry_days,
+            runtime_arn=s.state_machine_arn,
+            tool_policy=tool_policy(account),
         ),
     )
 
@@ -45,6 +63,7 @@ def invocations(account: Account) -> Invocations:
         Workflow(s.state_machine_arn),
         account,
         s.client_response_timeout_seconds,
+        tool_policy=tool_policy(account),
     )
 
 
@@ -59,13 +78,17 @@ def record_fallback(source: str, target: str, reason: str) -> None:
 @functools.cache
 def agent_loop() -> AgentLoop:
     s = settings()
+    vault = Vault(s.vault_secret_prefix)
     return AgentLoop(
         HarnessStore(s.harness_table),
         MemoryStore(s.memory_table),
         AuditLog(s.audit_bucket, s.audit_mac_key_id),
         # Provider keys are read inside the model call, from this function's vault grant.
-        vault=Vault(s.vault_secret_prefix).api_key,
+        vault=vault.api_key,
         record_fallback=record_fallback,
+        dispatcher=ToolDispatcher(gateways(), secrets=vault.secret, api_key=vault.api_key),
+        hooks=HookRunner(),
+        artifacts=ArtifactStore(s.artifact_bucket) if s.artifact_bucket else None,
     )
 
 

@@ -41,7 +41,9 @@ authorize_tool_calls = loop_step(
     lambda loop, event, _: loop.authorize_tool_calls(event["ids"], event["loop"])
 )
 await_client = loop_step(
-    lambda loop, event, _: loop.await_client(event["ids"], event["toolUseIds"], event["taskToken"])
+    lambda loop, event, _: loop.await_client(
+        event["ids"], event["toolUseIds"], event["taskToken"], event.get("approvals") or []
+    )
 )
 finalize = loop_step(lambda loop, event, _: loop.finalize(event["ids"], event["loop"]))
 record_failure = loop_step(lambda loop, event, _: loop.record_failure(event["ids"], event["failure"]))

@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from handlers.loop import loop_step
 
-run_tool = loop_step(lambda loop, event, _: loop.run_tool(event["ids"], event["toolUseId"]))
+run_tool = loop_step(
+    lambda loop, event, _: loop.run_tool(event["ids"], event["toolUseId"], int(event.get("phase", 0)))
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from harness import contract
@@ -42,6 +42,7 @@ _IMPLEMENTED = {
     "maxTokens",
     "timeoutSeconds",
     "truncation",
+    "hooks",
     "tags",
     "harnessId",
 }
@@ -65,12 +66,24 @@ class DefinitionStore(Protocol):
 
 
 @dataclass(frozen=True)
+class ToolPolicy:
+    """What tool servers and hook targets this deployment lets a harness name."""
+
+    # Gateway ARNs this deployment configures (None: not checked).
+    gateway_arns: frozenset[str] | None = None
+    # Hook targets (Lambda functions, SNS topics, event buses) must be named with this prefix: the
+    # functions' IAM grants cover exactly those names. Empty: not checked.
+    hook_target_prefix: str = ""
+
+
+@dataclass(frozen=True)
 class DeploymentDefaults:
     model: dict[str, Any]
     event_expiry_days: int
     # The state machine that runs every harness of this deployment: reported as the harness's
     # runtime environment, so operators can find executions from a GetHarness answer.
     runtime_arn: str
+    tool_policy: ToolPolicy = field(default_factory=ToolPolicy)
 
     def environment(self) -> dict[str, Any]:
         name = self.runtime_arn.rsplit(":", 1)[-1]
@@ -156,7 +169,7 @@ def tool_support_problems(body: dict[str, Any], base: dict[str, Any] | None = No
         toolset = Toolset.for_invocation(definitions, body.get("allowedTools"), None)
     else:
         toolset = Toolset.for_invocation(definitions, base.get("allowedTools"), body.get("allowedTools"))
-    if not toolset.tools:
+    if not toolset.configured:
         return []
     problems = []
     ((primary_kind, _),) = model.items()
@@ -171,16 +184,41 @@ def tool_support_problems(body: dict[str, Any], base: dict[str, Any] | None = No
         )
         problems.append(
             FieldProblem(
-                path, f"this model does not support tools, and {len(toolset.tools)} tool(s) are configured"
+                path, f"this model does not support tools, and {toolset.configured} tool(s) are configured"
             )
         )
     return problems
 
 
-def configuration_problems(body: dict[str, Any]) -> list[FieldProblem]:
+def _hook_problems(hooks: list[dict[str, Any]], prefix: str) -> list[FieldProblem]:
+    problems = []
+    names = []
+    for index, hook in enumerate(hooks):
+        for hook_type, config in hook.items():
+            names.append(config.get("name"))
+            for kind, target in (config.get("target") or {}).items():
+                resource = str(target.get("arn", "")).split(":", 5)[-1]
+                # function:<name>, <topic name>, event-bus/<name>
+                name = resource.split(":")[1] if resource.startswith("function:") else resource.split("/")[-1]
+                if prefix and not name.startswith(prefix):
+                    problems.append(
+                        FieldProblem(
+                            f"hooks[{index}].{hook_type}.target.{kind}.arn",
+                            f"hook targets of this deployment must be named {prefix}* "
+                            "(its functions may invoke and notify only those)",
+                        )
+                    )
+    if len(names) != len(set(names)):
+        problems.append(FieldProblem("hooks", "hook names must be unique"))
+    return problems
+
+
+def configuration_problems(body: dict[str, Any], policy: ToolPolicy | None = None) -> list[FieldProblem]:
     """What this deployment cannot run in a harness configuration (a definition or the overrides
-    of one invocation): providers, fallback models, tool types, memory options, prompt blocks,
-    truncation, limits. Whether the models support the tools is ``tool_support_problems``."""
+    of one invocation): providers, fallback models, tool types, hook targets, memory options,
+    prompt blocks, truncation, limits. Whether the models support the tools is
+    ``tool_support_problems``."""
+    policy = policy or ToolPolicy()
     problems: list[FieldProblem] = []
     model = body.get("model")
     if isinstance(model, dict):
@@ -189,11 +227,12 @@ def configuration_problems(body: dict[str, Any]) -> list[FieldProblem]:
     if isinstance(truncation, dict):
         problems.extend(FieldProblem(path, message) for path, message in truncate.problems(truncation))
     for index, tool in enumerate(body.get("tools") or []):
-        reason = tools.unsupported_reason(tool)
+        reason = tools.unsupported_reason(tool, policy.gateway_arns)
         if reason:
             problems.append(FieldProblem(f"tools[{index}].type", reason))
-        elif problem := tools.schema_problem(tools.input_schema(tool)):
+        elif tool.get("type") == tools.INLINE and (problem := tools.schema_problem(tools.input_schema(tool))):
             problems.append(FieldProblem(f"tools[{index}].config.inlineFunction.inputSchema", problem))
+    problems.extend(_hook_problems(body.get("hooks") or [], policy.hook_target_prefix))
     memory = body.get("memory")
     if isinstance(memory, dict) and "optionalValue" in memory:
         memory = memory["optionalValue"]
@@ -225,12 +264,12 @@ def raise_problems(problems: list[FieldProblem]) -> None:
         )
 
 
-def _check_implemented(body: dict[str, Any]) -> None:
+def _check_implemented(body: dict[str, Any], policy: ToolPolicy) -> None:
     problems: list[FieldProblem] = []
     for name in body:
         if name not in _IMPLEMENTED:
             _unsupported(problems, name, name)
-    raise_problems(problems + configuration_problems(body))
+    raise_problems(problems + configuration_problems(body, policy))
 
 
 def _request_digest(operation: str, harness_id: str, body: dict[str, Any]) -> str:
@@ -251,7 +290,7 @@ class HarnessDefinitions:
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         contract.validate_request(CONTROL, "CreateHarness", body, {})
-        _check_implemented(body)
+        _check_implemented(body, self._defaults.tool_policy)
         raise_problems(tool_support_problems({"model": self._defaults.model} | body))
         harness_id = new_harness_id(body["harnessName"])
         replayed = self._replay("CreateHarness", body, harness_id)
@@ -273,6 +312,7 @@ class HarnessDefinitions:
             "model": body.get("model") or self._defaults.model,
             "systemPrompt": body.get("systemPrompt") or [],
             "tools": body.get("tools") or [],
+            "hooks": body.get("hooks") or [],
             "skills": [],
             "allowedTools": body.get("allowedTools", DEFAULT_ALLOWED_TOOLS),
             "truncation": body.get("truncation") or truncate.DEFAULT,
@@ -356,7 +396,7 @@ class HarnessDefinitions:
 
     def update(self, harness_id: str, body: dict[str, Any]) -> dict[str, Any]:
         contract.validate_request(CONTROL, "UpdateHarness", body, {"harnessId": harness_id})
-        _check_implemented(body)
+        _check_implemented(body, self._defaults.tool_policy)
         current = self.get(harness_id)
         record = dict(current)
         for name in (
@@ -369,6 +409,7 @@ class HarnessDefinitions:
             "maxTokens",
             "timeoutSeconds",
             "truncation",
+            "hooks",
         ):
             if name in body:
                 record[name] = body[name]

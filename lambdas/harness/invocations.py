@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from harness import contract, records
-from harness.definitions import configuration_problems, raise_problems, tool_support_problems
+from harness.approvals import decision_from_tool_result
+from harness.definitions import ToolPolicy, configuration_problems, raise_problems, tool_support_problems
 from harness.errors import (
     AccessDeniedError,
     FieldProblem,
@@ -141,7 +142,9 @@ class Invocations:
         account: Account,
         client_response_timeout_seconds: int,
         clock: Callable[[], float] = time.time,
+        tool_policy: ToolPolicy | None = None,
     ) -> None:
+        self._tool_policy = tool_policy or ToolPolicy()
         self._harnesses = harnesses
         self._memory = memory
         self._workflow = workflow
@@ -149,7 +152,11 @@ class Invocations:
         self._client_timeout = client_response_timeout_seconds
         self._clock = clock
 
-    def invoke(self, body: dict[str, Any], params: dict[str, Any]) -> InvocationStream:
+    def invoke(
+        self, body: dict[str, Any], params: dict[str, Any], caller: str | None = None
+    ) -> InvocationStream:
+        """``caller`` is the authenticated principal of the request (API Gateway's identity): it is
+        recorded as the approver when the request answers a pending approval."""
         contract.validate_request(DATA, "InvokeHarness", body, params)
         unsupported = [
             FieldProblem(name, f"{name} is not supported by this deployment yet")
@@ -161,7 +168,7 @@ class Invocations:
                 FieldProblem("qualifier", "harness endpoints are not supported by this deployment yet")
             )
         overrides = {name: body[name] for name in records.OVERRIDES if name in body}
-        raise_problems(unsupported + configuration_problems(overrides))
+        raise_problems(unsupported + configuration_problems(overrides, self._tool_policy))
         messages = body["messages"]
         _check_messages(messages)
         actor_id = check_actor_id(body.get("actorId") or params.get("runtimeUserId") or DEFAULT_ACTOR)
@@ -184,7 +191,7 @@ class Invocations:
         if session and session.get("activeInvocationId"):
             active = self._memory.get_invocation(actor_id, session["activeInvocationId"])
             if active and active["status"] in records.ACTIVE_STATUSES:
-                stream = self._continue(actor_id, active, body)
+                stream = self._continue(actor_id, active, body, caller)
                 if stream is not None:
                     return stream
             else:
@@ -200,7 +207,7 @@ class Invocations:
         return self._start(actor_id, session_id, harness, body, params)
 
     def _continue(
-        self, actor_id: str, active: dict[str, Any], body: dict[str, Any]
+        self, actor_id: str, active: dict[str, Any], body: dict[str, Any], caller: str | None
     ) -> InvocationStream | None:
         """Resume, re-attach to, or settle the invocation in progress; None when the session is free."""
         invocation_id = active["invocationId"]
@@ -217,7 +224,7 @@ class Invocations:
             self._abandon(actor_id, active)
             return None
         if active["status"] == records.AWAITING_CLIENT:
-            return self._resume(actor_id, active, body)
+            return self._resume(actor_id, active, body, caller)
         if same_request:
             return self._stream(actor_id, invocation_id, after=None)
         raise ResourceConflictError("This session has an invocation in progress; wait for it to finish.")
@@ -313,8 +320,11 @@ class Invocations:
             is_running=lambda: self._workflow.is_running(invocation_id),
         )
 
-    def _resume(self, actor_id: str, invocation: dict[str, Any], body: dict[str, Any]) -> InvocationStream:
+    def _resume(
+        self, actor_id: str, invocation: dict[str, Any], body: dict[str, Any], caller: str | None
+    ) -> InvocationStream:
         pending = list(invocation.get("pendingToolUseIds", []))
+        approvals = set(invocation.get("pendingApprovals", []))
         messages = body["messages"]
         overrides = {name: body[name] for name in records.OVERRIDES if name in body}
         if overrides and overrides != invocation.get("overrides", {}):
@@ -347,6 +357,13 @@ class Invocations:
             )
         if len(answered) != len(set(answered)):
             problems.append(FieldProblem("messages", "each pending toolUseId must be answered once"))
+        decisions = {}
+        for result in _tool_results(messages):
+            if result["toolUseId"] in approvals:
+                try:
+                    decisions[result["toolUseId"]] = decision_from_tool_result(result)
+                except ValueError as error:
+                    problems.append(FieldProblem("messages", f"approval of {result['toolUseId']}: {error}"))
         if problems:
             raise ValidationError(
                 f"This session is waiting for results of tool uses {', '.join(pending)}; "
@@ -360,6 +377,22 @@ class Invocations:
                 fields=[FieldProblem("messages", f"already-answered toolUseId {', '.join(answered)}")],
             )
         for result in _tool_results(messages):
+            decision = decisions.get(result["toolUseId"])
+            if decision is not None:
+                # The approved call runs after the loop resumes; the decision is audited before it.
+                self._memory.put_approval(
+                    actor_id,
+                    invocation["invocationId"],
+                    {
+                        "toolUseId": result["toolUseId"],
+                        "approved": decision.approved,
+                        "reason": decision.reason,
+                        "approver": caller or "unauthenticated caller",
+                        "decidedAt": self._clock(),
+                    },
+                    invocation["expiresAt"],
+                )
+                continue
             stored = {
                 "toolUseId": result["toolUseId"],
                 "content": result["content"],

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from harness import records, truncation
 from harness.errors import HarnessError, ResourceNotFoundError
+from harness.hooks import HookRunner, denied, hook_specs
 from harness.ids import actor_digest
 from harness.providers.base import (
     ModelCallError,
@@ -32,14 +34,23 @@ from harness.providers.base import (
 )
 from harness.providers.registry import VaultLookup, member, provider_for
 from harness.providers.router import Router, Switch, context_window_tokens
-from harness.tools.registry import CLIENT
+from harness.tools.registry import CLIENT, SERVER_TYPES, ToolEntry
 
 if TYPE_CHECKING:
+    from harness.adapters.artifact_store import ArtifactStore
     from harness.adapters.audit_log import AuditLog
     from harness.adapters.harness_store import HarnessStore
     from harness.adapters.memory_store import MemoryStore
+    from harness.tools.dispatch import CallResult, ToolDispatcher
 
 TOOL_NOT_AVAILABLE = "Tool {name} is not available to this invocation; the call was refused and recorded."
+HOOK_STOPPED = "hook_stopped"
+# A tool result larger than this (as JSON) is kept whole in the artifact bucket, under the actor's
+# prefix; the memory table, the stream and the model get its first MODEL_RESULT_CHARS characters.
+OFFLOAD_THRESHOLD_BYTES = 32 * 1024
+MODEL_RESULT_CHARS = 16_000
+# How long one attempt of a tool call holds its claim: the tool function's timeout.
+TOOL_CLAIM_SECONDS = 300
 LIMIT_MESSAGES = {
     "max_iterations_exceeded": "The invocation reached its maxIterations limit.",
     "max_tokens": "The invocation reached its maxTokens budget.",
@@ -91,7 +102,13 @@ class AgentLoop:
         *,
         vault: VaultLookup | None = None,
         record_fallback: FallbackRecorder | None = None,
+        dispatcher: ToolDispatcher | None = None,
+        hooks: HookRunner | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
+        self._dispatcher = dispatcher
+        self._hooks = hooks or HookRunner()
+        self._artifacts = artifacts
         self._harnesses = harnesses
         self._memory = memory
         self._audit = audit
@@ -115,12 +132,39 @@ class AgentLoop:
                 message,
                 invocation["expiresAt"],
             )
+        if config.toolset.servers:
+            self._list_server_tools(ids, invocation, config)
+        stop_reason = "none"
+        specs = hook_specs(config.hooks)
+        if any(spec.hook_type == "beforeInvocation" for spec in specs):
+            outcomes = self._hooks.run(specs, "beforeInvocation", self._hook_payload(ids, "beforeInvocation"))
+            emit = _Emitter(self._memory, ids, invocation["expiresAt"], records.start_event_position)
+            for outcome in outcomes:
+                emit(outcome.stream_event())
+            if denied(outcomes):
+                stop_reason = HOOK_STOPPED
         return {
             "iteration": 0,
             "totalTokens": 0,
             "deadline": int(invocation["createdAt"]) + config.timeout_seconds,
-            "stopReason": "none",
+            "stopReason": stop_reason,
         }
+
+    def _list_server_tools(
+        self, ids: Ids, invocation: dict[str, Any], config: records.EffectiveConfig
+    ) -> None:
+        """Ask each tool server what it offers, once per invocation: the model, the authorizer and
+        the dispatcher then all work from the same list."""
+        if self._dispatcher is None:
+            raise LoopStateError("this function has no tool dispatcher but the harness names tool servers")
+        catalog, problems = self._dispatcher.discover(config.toolset.servers)
+        items = [tool.to_item() for tools in catalog.values() for tool in tools]
+        self._memory.put_catalog(
+            ids.actor_id,
+            ids.invocation_id,
+            {"tools": items, "unavailable": problems},
+            invocation["expiresAt"],
+        )
 
     # -- CallModel ---------------------------------------------------------------------------------
 
@@ -130,7 +174,7 @@ class AgentLoop:
         """One model turn. ``deadline`` (``time.monotonic``) is when the calling function times out."""
         ids = Ids.of(raw_ids)
         invocation = self._invocation(ids)
-        config = records.EffectiveConfig.of(self._harness(ids), invocation.get("overrides", {}))
+        config = self._config(ids, invocation)
         iteration = int(loop["iteration"])
         turn = invocation["turn"]
         expires = invocation["expiresAt"]
@@ -158,7 +202,7 @@ class AgentLoop:
             tools=config.toolset.specs(),
         )
         started = self._clock()
-        reply = _Reply(emit)
+        reply = _Reply(emit, _tool_use_kind(config))
         emit({"messageStart": {"role": "assistant"}})
         try:
             for event in self._router.stream(
@@ -213,39 +257,140 @@ class AgentLoop:
     # -- AuthorizeToolCalls -------------------------------------------------------------------------
 
     def authorize_tool_calls(self, raw_ids: dict[str, Any], loop: dict[str, Any]) -> dict[str, Any]:
+        """Decide each unanswered tool call of the last model turn: refused (schema, hook, rejected
+        approval: a tool error for the model), run by the server, answered by the client, or held
+        for a person's approval. Runs again after the client answered (phase 1), when approved
+        calls go to the server, each decision audited first."""
         ids = Ids.of(raw_ids)
         invocation = self._invocation(ids)
-        config = records.EffectiveConfig.of(self._harness(ids), invocation.get("overrides", {}))
-        calls = self._tool_uses(ids, invocation["turn"], int(loop["iteration"]) - 1)
+        config = self._config(ids, invocation)
+        iteration = int(loop["iteration"]) - 1
+        phase = 1 if invocation.get("pausePosition") == records.pause_position(iteration) else 0
+        calls = self._tool_uses(ids, invocation["turn"], iteration)
         answered = self._memory.get_tool_results(ids.actor_id, ids.invocation_id)
+        decisions = self._memory.get_approvals(ids.actor_id, ids.invocation_id)
+        emit = _Emitter(
+            self._memory,
+            ids,
+            invocation["expiresAt"],
+            lambda n: records.authorize_event_position(iteration, phase, n),
+        )
+        specs = hook_specs(config.hooks)
         server: list[str] = []
         client: list[str] = []
+        approvals: list[str] = []
+
+        def refuse(call: dict[str, Any], message: str) -> None:
+            self._memory.put_tool_result(
+                ids.actor_id,
+                ids.invocation_id,
+                {"toolUseId": call["toolUseId"], "status": "error", "content": [{"text": message}]},
+                invocation["expiresAt"],
+            )
+
         for call in calls:
             if call["toolUseId"] in answered:
+                continue
+            entry = config.toolset.entry(call["name"])
+            if entry is None:
+                # Calls the invocation may not make go to the dispatcher, which refuses and records them.
+                server.append(call["toolUseId"])
                 continue
             problem = config.toolset.input_problem(call["name"], call["input"])
             if problem:
                 # Arguments that fail the tool's schema go back to the model; the target never sees them.
-                self._memory.put_tool_result(
-                    ids.actor_id,
-                    ids.invocation_id,
-                    {"toolUseId": call["toolUseId"], "status": "error", "content": [{"text": problem}]},
-                    invocation["expiresAt"],
-                )
+                refuse(call, problem)
                 continue
-            # Calls the invocation may not make still go to the dispatcher, which refuses and records them.
-            (client if config.toolset.route(call["name"]) == CLIENT else server).append(call["toolUseId"])
-        return {"server": server, "client": client, "awaitClient": bool(client)}
+            decision = decisions.get(call["toolUseId"])
+            if decision is not None:
+                self._audit_approval(ids, invocation, call, entry, decision)
+                if decision["approved"]:
+                    server.append(call["toolUseId"])
+                else:
+                    refuse(
+                        call,
+                        f"A person rejected this call of {call['name']}: {decision['reason']}. "
+                        "Do not retry it without new instructions.",
+                    )
+                continue
+            outcomes = self._hooks.run(
+                specs, "beforeToolCall", self._hook_payload(ids, "beforeToolCall", tool_use=call)
+            )
+            for outcome in outcomes:
+                emit(outcome.stream_event())
+            refusal = denied(outcomes)
+            if refusal is not None:
+                refuse(call, f"Hook {refusal.name} denied this call of {call['name']}: {refusal.reason}")
+                continue
+            if config.toolset.route(call["name"]) == CLIENT:
+                client.append(call["toolUseId"])
+                continue
+            reason = self._dispatcher.approval_reason(entry, call["input"]) if self._dispatcher else None
+            if reason is not None:
+                # Held like an inline function: the stream says why, the client posts the decision.
+                emit(_approval_request(call["toolUseId"], reason))
+                client.append(call["toolUseId"])
+                approvals.append(call["toolUseId"])
+                continue
+            server.append(call["toolUseId"])
+        return {
+            "server": server,
+            "client": client,
+            "approvals": approvals,
+            "awaitClient": bool(client),
+            "phase": phase,
+        }
+
+    def _audit_approval(
+        self,
+        ids: Ids,
+        invocation: dict[str, Any],
+        call: dict[str, Any],
+        entry: ToolEntry,
+        decision: dict[str, Any],
+    ) -> None:
+        """The decision, who made it and why, in the Object Lock bucket before the call can run."""
+        record = {
+            "kind": "approval",
+            "invocationId": ids.invocation_id,
+            "harnessId": ids.harness_id,
+            "harnessVersion": ids.harness_version,
+            "actorDigest": actor_digest(ids.actor_id),
+            "toolUseId": call["toolUseId"],
+            # Names of server tools come from the configuration; the input is personal data, so
+            # only its digest is locked away (it proves which input was approved).
+            "tool": entry.name,
+            "inputDigest": hashlib.sha256(
+                json.dumps(call["input"], sort_keys=True, separators=(",", ":")).encode()
+            ).hexdigest(),
+            "decision": "approved" if decision["approved"] else "rejected",
+            "reason": decision["reason"],
+            "approver": decision["approver"],
+            "decidedAt": decision["decidedAt"],
+        }
+        key = f"approvals/{ids.harness_id}/{ids.invocation_id}/{call['toolUseId']}.json"
+        try:
+            self._audit.write(key, record)
+        except (ClientError, BotoCoreError) as error:
+            raise TransientStoreError("the approval could not be audited; the step is retried") from error
 
     # -- RunTool ---------------------------------------------------------------------------------------
 
-    def run_tool(self, raw_ids: dict[str, Any], tool_use_id: str) -> dict[str, Any]:
+    def run_tool(self, raw_ids: dict[str, Any], tool_use_id: str, phase: int = 0) -> dict[str, Any]:
         ids = Ids.of(raw_ids)
         invocation = self._invocation(ids)
-        config = records.EffectiveConfig.of(self._harness(ids), invocation.get("overrides", {}))
+        config = self._config(ids, invocation)
         iteration, index, call = self._find_tool_use(ids, invocation["turn"], tool_use_id)
-        route = config.toolset.route(call["name"])
-        if route is None or route == CLIENT:
+        expires = invocation["expiresAt"]
+        emit = _Emitter(
+            self._memory, ids, expires, lambda n: records.tool_event_position(iteration, index, n, phase)
+        )
+        entry = config.toolset.entry(call["name"])
+        stored = self._memory.get_tool_result(ids.actor_id, ids.invocation_id, tool_use_id)
+        if stored is not None:
+            # A retried step (or a client resend): the call ran already; its result stands.
+            result = stored
+        elif entry is None or entry.tool_type not in SERVER_TYPES:
             # Not in harness tools ∩ allowedTools (or a client tool reaching the server path): refuse.
             result = {
                 "toolUseId": tool_use_id,
@@ -254,15 +399,9 @@ class AgentLoop:
                 # Kept with the result (not in a shared list) so concurrent refusals cannot race.
                 "refusedToolName": call["name"],
             }
+            result = self._memory.put_first_tool_result(ids.actor_id, ids.invocation_id, result, expires)
         else:
-            raise LoopStateError(f"no server-side dispatcher for tool {call['name']}")
-        self._memory.put_tool_result(ids.actor_id, ids.invocation_id, result, invocation["expiresAt"])
-        emit = _Emitter(
-            self._memory,
-            ids,
-            invocation["expiresAt"],
-            lambda n: records.tool_event_position(iteration, index, n),
-        )
+            result = self._run_server_tool(ids, invocation, config, call, entry, emit)
         emit({"messageStart": {"role": "user"}})
         emit(
             {
@@ -277,10 +416,91 @@ class AgentLoop:
         emit({"messageStop": {"stopReason": "tool_result"}})
         return {"toolUseId": tool_use_id, "status": result["status"]}
 
+    def _run_server_tool(
+        self,
+        ids: Ids,
+        invocation: dict[str, Any],
+        config: records.EffectiveConfig,
+        call: dict[str, Any],
+        entry: ToolEntry,
+        emit: _Emitter,
+    ) -> dict[str, Any]:
+        """Run the call once: an attempt claims it first, and the target gets the same idempotency
+        key on every attempt, so a retried step neither runs it twice at once nor changes its result."""
+        if self._dispatcher is None:
+            raise LoopStateError("this function has no tool dispatcher")
+        expires = invocation["expiresAt"]
+        now = self._clock()
+        if not self._memory.claim_tool_call(
+            ids.actor_id,
+            ids.invocation_id,
+            call["toolUseId"],
+            now=now,
+            until=now + TOOL_CLAIM_SECONDS,
+            expires_at=expires,
+        ):
+            raise TransientStoreError(f"tool call {call['toolUseId']} is being run by another attempt")
+        started = self._clock()
+        outcome = self._dispatcher.call(entry, call["input"], f"{ids.invocation_id}:{call['toolUseId']}")
+        result: dict[str, Any] = {
+            "toolUseId": call["toolUseId"],
+            "status": outcome.status,
+            "content": outcome.content,
+            "tool": entry.name,
+            "latencyMs": int((self._clock() - started) * 1000),
+        }
+        specs = hook_specs(config.hooks)
+        if any(spec.hook_type == "afterToolCall" for spec in specs):
+            payload = self._hook_payload(
+                ids,
+                "afterToolCall",
+                tool_use=call,
+                tool_result={"status": outcome.status, "content": outcome.content},
+            )
+            outcomes = self._hooks.run(specs, "afterToolCall", payload)
+            for hook_outcome in outcomes:
+                emit(hook_outcome.stream_event())
+            withheld = denied(outcomes)
+            if withheld is not None:
+                result |= {
+                    "status": "error",
+                    "content": [{"text": f"Hook {withheld.name} withheld this result: {withheld.reason}"}],
+                }
+        result = self._offload_if_large(ids, result, outcome)
+        return self._memory.put_first_tool_result(ids.actor_id, ids.invocation_id, result, expires)
+
+    def _offload_if_large(self, ids: Ids, result: dict[str, Any], outcome: CallResult) -> dict[str, Any]:
+        """Keep a large result whole under the actor's prefix in the artifact bucket (KMS) and give
+        the model its beginning, with a marker saying what was cut."""
+        whole = json.dumps(result["content"], separators=(",", ":"), ensure_ascii=False)
+        size = len(whole.encode())
+        if size <= OFFLOAD_THRESHOLD_BYTES or self._artifacts is None:
+            return result
+        key = self._artifacts.put(
+            ids.actor_id,
+            f"tool-results/{ids.invocation_id}/{result['toolUseId']}.json",
+            whole.encode(),
+            "application/json",
+        )
+        text = "\n".join(
+            block["text"] if "text" in block else json.dumps(block.get("json"), ensure_ascii=False)
+            for block in result["content"]
+        )
+        shown = text[:MODEL_RESULT_CHARS]
+        marker = (
+            f"\n[Result truncated: showing {len(shown)} of {len(text)} characters. The whole result "
+            f"({size} bytes) is stored with this session as {result['toolUseId']}.]"
+        )
+        return result | {"content": [{"text": shown + marker}], "offloaded": {"key": key, "bytes": size}}
+
     # -- AwaitClient -------------------------------------------------------------------------------------
 
     def await_client(
-        self, raw_ids: dict[str, Any], tool_use_ids: list[str], task_token: str
+        self,
+        raw_ids: dict[str, Any],
+        tool_use_ids: list[str],
+        task_token: str,
+        approvals: list[str] | None = None,
     ) -> dict[str, Any]:
         ids = Ids.of(raw_ids)
         invocation = self._invocation(ids)
@@ -292,7 +512,7 @@ class AgentLoop:
             status=records.AWAITING_CLIENT,
             task_token=task_token,
             pending_tool_use_ids=tool_use_ids,
-            fields={"pausePosition": position},
+            fields={"pausePosition": position, "pendingApprovals": approvals or []},
         )
         # The caller's stream ends here; the messageStop(tool_use) before it names the pending calls.
         self._memory.put_event(
@@ -305,7 +525,11 @@ class AgentLoop:
     def finalize(self, raw_ids: dict[str, Any], loop: dict[str, Any]) -> dict[str, Any]:
         ids = Ids.of(raw_ids)
         invocation = self._invocation(ids)
-        self._close(ids, invocation, records.COMPLETED, loop["stopReason"], events=[], loop=loop)
+        events = []
+        if loop["stopReason"] == HOOK_STOPPED:
+            # The hookEvent before it says which hook stopped the invocation and why.
+            events = [{"messageStart": {"role": "assistant"}}, {"messageStop": {"stopReason": HOOK_STOPPED}}]
+        self._close(ids, invocation, records.COMPLETED, loop["stopReason"], events=events, loop=loop)
         return {}
 
     def record_failure(self, raw_ids: dict[str, Any], failure: dict[str, Any]) -> dict[str, Any]:
@@ -361,6 +585,13 @@ class AgentLoop:
         failure: str | None = None,
     ) -> None:
         expires = invocation["expiresAt"]
+        specs = hook_specs(self._harness_or_none(ids).get("hooks") or [])
+        if any(spec.hook_type == "afterInvocation" for spec in specs):
+            outcomes = self._hooks.run(
+                specs, "afterInvocation", self._hook_payload(ids, "afterInvocation", stop_reason=stop_reason)
+            )
+            # Before the closing events: a client reads up to messageStop and may stop there.
+            events = [o.stream_event() for o in outcomes] + events
         for n, event in enumerate(events):
             self._memory.put_event(
                 ids.actor_id, ids.invocation_id, records.end_position(n), event=event, expires_at=expires
@@ -371,15 +602,33 @@ class AgentLoop:
             ids.actor_id, ids.invocation_id, status=status, fields={"stopReason": stop_reason}
         )
         self._memory.end_turn(ids.actor_id, ids.session_id, ids.invocation_id)
+        results = self._memory.get_tool_results(ids.actor_id, ids.invocation_id).values()
         refused = [
             # Model-chosen names may carry user text; the locked audit log keeps only digests.
             {
                 "toolUseId": r["toolUseId"],
                 "nameDigest": hashlib.sha256(r["refusedToolName"].encode()).hexdigest(),
             }
-            for r in self._memory.get_tool_results(ids.actor_id, ids.invocation_id).values()
+            for r in results
             if "refusedToolName" in r
         ]
+        # Server-run calls: names from the configuration, outcome and latency, never content.
+        tool_calls = [
+            {
+                "toolUseId": r["toolUseId"],
+                "tool": r["tool"],
+                "status": r["status"],
+                "latencyMs": r.get("latencyMs"),
+                "offloaded": "offloaded" in r,
+            }
+            for r in results
+            if "tool" in r
+        ]
+        hook_events = [
+            {k: v for k, v in event["hookEvent"].items() if k != "hookEventId"}
+            for _, event, _ in self._memory.read_events(ids.actor_id, ids.invocation_id, None)
+            if event and "hookEvent" in event
+        ] + [e["hookEvent"] for e in events if "hookEvent" in e]
         record = {
             "kind": "invocation",
             "invocationId": ids.invocation_id,
@@ -392,6 +641,12 @@ class AgentLoop:
             "iterations": (loop or {}).get("iteration"),
             "totalTokens": (loop or {}).get("totalTokens"),
             "refusedToolCalls": sorted(refused, key=lambda r: r["toolUseId"]),
+            "toolCalls": sorted(tool_calls, key=lambda r: r["toolUseId"]),
+            "hookEvents": hook_events,
+            "approvals": sorted(self._memory.get_approvals(ids.actor_id, ids.invocation_id)),
+            "unavailableToolServers": sorted(
+                (self._memory.get_catalog(ids.actor_id, ids.invocation_id) or {}).get("unavailable") or {}
+            ),
             "modelSwitches": invocation.get("modelSwitches", []),
             "failure": failure,
             "startedAt": invocation["createdAt"],
@@ -412,6 +667,41 @@ class AgentLoop:
         if invocation is None:
             raise ResourceNotFoundError(f"invocation {ids.invocation_id} no longer exists (erased?)")
         return invocation
+
+    def _config(self, ids: Ids, invocation: dict[str, Any]) -> records.EffectiveConfig:
+        return records.EffectiveConfig.of(
+            self._harness(ids),
+            invocation.get("overrides", {}),
+            self._memory.get_catalog(ids.actor_id, ids.invocation_id),
+        )
+
+    def _harness_or_none(self, ids: Ids) -> dict[str, Any]:
+        return self._harnesses.get(ids.harness_id, ids.harness_version) or {}
+
+    def _hook_payload(
+        self,
+        ids: Ids,
+        hook_type: str,
+        *,
+        tool_use: dict[str, Any] | None = None,
+        tool_result: dict[str, Any] | None = None,
+        stop_reason: str | None = None,
+    ) -> dict[str, Any]:
+        """What a hook function receives: ids and the call it guards, never the actor id."""
+        payload: dict[str, Any] = {
+            "hookType": hook_type,
+            "harnessId": ids.harness_id,
+            "harnessVersion": ids.harness_version,
+            "invocationId": ids.invocation_id,
+            "sessionId": ids.session_id,
+        }
+        if tool_use is not None:
+            payload["toolUse"] = {k: tool_use[k] for k in ("toolUseId", "name", "input")}
+        if tool_result is not None:
+            payload["toolResult"] = tool_result
+        if stop_reason is not None:
+            payload["stopReason"] = stop_reason
+        return payload
 
     def _harness(self, ids: Ids) -> dict[str, Any]:
         harness = self._harnesses.get(ids.harness_id, ids.harness_version)
@@ -555,6 +845,30 @@ class AgentLoop:
         )
 
 
+def _tool_use_kind(config: records.EffectiveConfig) -> Callable[[str], dict[str, str]]:
+    def describe(name: str) -> dict[str, str]:
+        entry = config.toolset.entry(name)
+        if entry is None or entry.server is None:
+            return {}
+        kind = "mcp_tool_use" if entry.tool_type == "remote_mcp" else "server_tool_use"
+        return {"type": kind, "serverName": entry.server}
+
+    return describe
+
+
+def _approval_request(tool_use_id: str, reason: str) -> dict[str, Any]:
+    """The stream's notice that a call waits for a person: a hookEvent without a decision, named
+    ``approval``; the client answers with a toolResult carrying the decision."""
+    return {
+        "hookEvent": {
+            "hookEventId": str(uuid.uuid4()),
+            "name": "approval",
+            "type": "before_tool_call",
+            "reason": f"Approval required for {tool_use_id}: {reason}"[:1024],
+        }
+    }
+
+
 def _window_fit(
     request: ModelRequest,
 ) -> Callable[[list[dict[str, Any]], dict[str, Any]], list[dict[str, Any]]]:
@@ -576,8 +890,10 @@ class _Reply:
     """The assistant message of one model call, built from the provider's events as they stream:
     each event is forwarded to the caller's stream at once."""
 
-    def __init__(self, emit: _Emitter) -> None:
+    def __init__(self, emit: _Emitter, describe: Callable[[str], dict[str, str]] = lambda _: {}) -> None:
         self._emit = emit
+        # The stream's type and serverName of a tool use (server tools), by tool name.
+        self._describe = describe
         self._content: list[dict[str, Any]] = []
         self._tool_inputs: dict[str, list[str]] = {}
         self._block_open = False
@@ -597,7 +913,10 @@ class _Reply:
                 {
                     "contentBlockStart": {
                         "contentBlockIndex": len(self._content) - 1,
-                        "start": {"toolUse": {"toolUseId": event.tool_use_id, "name": event.name}},
+                        "start": {
+                            "toolUse": {"toolUseId": event.tool_use_id, "name": event.name}
+                            | self._describe(event.name)
+                        },
                     }
                 }
             )

@@ -22,6 +22,9 @@ class Settings:
     event_expiry_days: int
     client_response_timeout_seconds: int
     region: str
+    # The deployment's gateways (bundled with the code) and the name prefix of hook targets.
+    gateway_config_file: str
+    hook_target_prefix: str
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -38,4 +41,13 @@ class Settings:
             event_expiry_days=int(env.get("EVENT_EXPIRY_DAYS", "30")),
             client_response_timeout_seconds=int(env.get("CLIENT_RESPONSE_TIMEOUT_SECONDS", "3600")),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            gateway_config_file=_code_path(env.get("GATEWAY_CONFIG_FILE", "")),
+            hook_target_prefix=env.get("HOOK_TARGET_PREFIX", ""),
         )
+
+
+def _code_path(name: str) -> str:
+    """A file of the code asset: relative names are found next to the ``harness`` package."""
+    if not name or os.path.isabs(name):
+        return name
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), name)

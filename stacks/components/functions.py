@@ -8,13 +8,15 @@ function gets a table or bucket name only together with a grant on it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from harness.gateway import bundle as bundle_gateways
 from stacks.components.artifacts import Artifacts
 from stacks.components.audit import Audit
 from stacks.components.compliance import (
@@ -29,7 +31,7 @@ from stacks.components.log_groups import encrypted_log_group
 from stacks.components.memory import Memory
 from stacks.components.naming import pin_logical_id
 from stacks.components.vault import Vault
-from stacks.settings import HarnessSettings
+from stacks.settings import PROJECT_ROOT, HarnessSettings
 
 #: The newest Python runtime Lambda offers (cdk-nag AwsSolutions-L1 checks this too).
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -40,6 +42,9 @@ MEMORY_MB = 512
 #: which keeps the code asset small and leaves it out of deploys that change only the handlers.
 DEPENDENCIES_IN_LAYER = True
 SERVICE_NAME = "agent-harness"
+#: The deployment's gateway configuration, written into the code asset (``harness:gateways``
+#: with each OpenAPI document inlined), so every function reads the same definition.
+GATEWAY_CONFIG_FILE = "gateways.json"
 METRICS_NAMESPACE = "AgentHarness"
 
 
@@ -138,12 +143,20 @@ class Functions(Construct):
         self._audit = audit
         self._artifacts = artifacts
         self._vault = vault
-        self._code = code_asset(RUNTIME, ARCHITECTURE, with_dependencies=not DEPENDENCIES_IN_LAYER)
+        gateways = bundle_gateways(settings.gateways, PROJECT_ROOT)
+        self._code = code_asset(
+            RUNTIME,
+            ARCHITECTURE,
+            with_dependencies=not DEPENDENCIES_IN_LAYER,
+            generated={GATEWAY_CONFIG_FILE: json.dumps(gateways, sort_keys=True, indent=1).encode()},
+        )
         self._layers = (
             [dependencies_layer(self, "Dependencies", RUNTIME, ARCHITECTURE)] if DEPENDENCIES_IN_LAYER else []
         )
 
         self.api = self._function(API)
+        # CreateHarness/UpdateHarness accept only hook targets the loop's grants cover.
+        self.api.add_environment("HOOK_TARGET_PREFIX", settings.hook_target_prefix)
         self._use_harness_table(self.api, write=True)
         self._use_memory_table(self.api)
         encryption.grant_encrypt_decrypt(self.api)
@@ -157,9 +170,15 @@ class Functions(Construct):
             self.loop_steps[spec.construct_id] = function
         for name in (CALL_MODEL.construct_id, RUN_TOOL.construct_id):
             self._use_artifacts(self.loop_steps[name])
+        # Model keys (CallModel), tool-server credentials (listing at LoadContext, calls at RunTool).
+        for name in (CALL_MODEL.construct_id, LOAD_CONTEXT.construct_id, RUN_TOOL.construct_id):
             self._use_vault(self.loop_steps[name])
         for name in (AUTHORIZE_TOOL_CALLS.construct_id, FINALIZE.construct_id, RECORD_FAILURE.construct_id):
             self._use_audit(self.loop_steps[name])
+        # The steps that run hooks: beforeInvocation, beforeToolCall, afterToolCall, afterInvocation.
+        for spec in (LOAD_CONTEXT, AUTHORIZE_TOOL_CALLS, RUN_TOOL, FINALIZE, RECORD_FAILURE):
+            self._use_hook_targets(self.loop_steps[spec.construct_id])
+        self._use_gateway_functions(self.loop_steps[RUN_TOOL.construct_id], gateways)
 
         self.erasure = self._function(ERASURE)
         self._use_memory_table(self.erasure, erase=True)
@@ -201,6 +220,53 @@ class Functions(Construct):
             self._audit.grant_append(function)
         function.add_environment("AUDIT_BUCKET_NAME", self._audit.bucket.bucket_name)
         function.add_environment("AUDIT_MAC_KEY_ID", self._encryption.mac_key.key_arn)
+
+    def _use_hook_targets(self, function: lambda_.Function) -> None:
+        """Invoke / notify the hook targets a harness may name: only those named with the prefix."""
+        stack = Stack.of(self)
+        prefix = self._settings.hook_target_prefix
+        arns = {
+            "lambda:InvokeFunction": stack.format_arn(
+                service="lambda",
+                resource="function",
+                resource_name=f"{prefix}*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            ),
+            "sns:Publish": stack.format_arn(service="sns", resource=f"{prefix}*"),
+            "events:PutEvents": stack.format_arn(
+                service="events", resource="event-bus", resource_name=f"{prefix}*"
+            ),
+        }
+        for action, arn in arns.items():
+            function.add_to_role_policy(iam.PolicyStatement(actions=[action], resources=[arn]))
+        for placeholder in (
+            f"arn:<AWS::Partition>:lambda:<AWS::Region>:<AWS::AccountId>:function:{prefix}*",
+            f"arn:<AWS::Partition>:sns:<AWS::Region>:<AWS::AccountId>:{prefix}*",
+            f"arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:event-bus/{prefix}*",
+        ):
+            acknowledge_wildcard_resource(
+                function,
+                placeholder,
+                f"Hook targets are harness configuration; a harness may name only targets called "
+                f"{prefix}* (CreateHarness checks it), so the grant covers exactly that naming scope in "
+                "this account and region, with one action per service.",
+            )
+        function.add_environment("HOOK_TARGET_PREFIX", prefix)
+
+    def _use_gateway_functions(self, function: lambda_.Function, gateways: dict[str, object]) -> None:
+        """Invoke exactly the Lambda functions the gateways' lambda targets name."""
+        arns = sorted(
+            {
+                target["lambda"]["functionArn"]
+                for gateway in gateways.values()
+                for target in gateway["targets"]  # type: ignore[index]
+                if "lambda" in target
+            }
+        )
+        if arns:
+            function.add_to_role_policy(
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=arns)
+            )
 
     def _use_vault(self, function: lambda_.Function) -> None:
         self._vault.grant_read(function)
@@ -252,6 +318,7 @@ class Functions(Construct):
             "DEFAULT_MODEL_CONFIG": settings.default_model_json,
             "EVENT_EXPIRY_DAYS": str(settings.event_expiry_days),
             "CLIENT_RESPONSE_TIMEOUT_SECONDS": str(settings.client_response_timeout_seconds),
+            "GATEWAY_CONFIG_FILE": GATEWAY_CONFIG_FILE,
         }
 
     @staticmethod

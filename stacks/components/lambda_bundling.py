@@ -225,9 +225,15 @@ class Dependencies:
 class LocalBundler:
     """The code asset: the handlers, the service models and, unless they are in a layer, the packages."""
 
-    def __init__(self, source: Path = LAMBDA_SOURCE, dependencies: Dependencies | None = None) -> None:
+    def __init__(
+        self,
+        source: Path = LAMBDA_SOURCE,
+        dependencies: Dependencies | None = None,
+        generated: dict[str, bytes] | None = None,
+    ) -> None:
         self._source = source
         self._dependencies = dependencies
+        self._generated = generated or {}
 
     def try_bundle(self, output_dir: str, *, image: DockerImage | None = None, **_: Any) -> bool:
         out = Path(output_dir)
@@ -235,6 +241,8 @@ class LocalBundler:
             self._dependencies.copy_into(out)
         shutil.copytree(self._source, out, ignore=_IGNORED, dirs_exist_ok=True)
         _copy_service_models(out)
+        for name, content in self._generated.items():
+            (out / name).write_bytes(content)
         return True
 
 
@@ -251,14 +259,23 @@ class LayerBundler:
 
 
 def code_asset(
-    runtime: lambda_.Runtime, architecture: lambda_.Architecture, *, with_dependencies: bool
+    runtime: lambda_.Runtime,
+    architecture: lambda_.Architecture,
+    *,
+    with_dependencies: bool,
+    generated: dict[str, bytes] | None = None,
 ) -> lambda_.Code:
-    """One asset for every function; Docker is named as the fallback CDK requires but never used."""
+    """One asset for every function; Docker is named as the fallback CDK requires but never used.
+    ``generated`` files (name -> content) are written at the asset's root: configuration the
+    functions read, made from the stack's settings."""
     dependencies = Dependencies(LambdaPlatform.of(runtime, architecture)) if with_dependencies else None
     return lambda_.Code.from_asset(
         str(LAMBDA_SOURCE),
         asset_hash_type=AssetHashType.OUTPUT,
-        bundling=BundlingOptions(image=runtime.bundling_image, local=LocalBundler(dependencies=dependencies)),
+        bundling=BundlingOptions(
+            image=runtime.bundling_image,
+            local=LocalBundler(dependencies=dependencies, generated=generated),
+        ),
     )
 
 

@@ -185,17 +185,7 @@ def test_an_invalid_harness_name_is_a_validation_error(control: Any) -> None:
     ("field", "value"),
     [
         ("skills", [{"path": "x"}]),
-        (
-            "hooks",
-            [
-                {
-                    "beforeInvocation": {
-                        "name": "audit",
-                        "target": {"lambda": {"arn": "arn:aws:lambda:us-east-1:123456789012:function:audit"}},
-                    }
-                }
-            ],
-        ),
+        ("environmentVariables", {"STAGE": "dev"}),
     ],
 )
 def test_a_field_this_deployment_does_not_implement_is_named(control: Any, field: str, value: Any) -> None:
@@ -213,9 +203,7 @@ def test_a_tool_type_this_deployment_does_not_run_is_named(control: Any) -> None
         control.create_harness(
             harnessName=unique_name("tooltype"),
             executionRoleArn=ROLE_ARN,
-            tools=[
-                {"type": "remote_mcp", "name": "mcp", "config": {"remoteMcp": {"url": "https://example.com"}}}
-            ],
+            tools=[{"type": "agentcore_browser", "name": "browser", "config": {"agentCoreBrowser": {}}}],
         )
     assert_client_error(unsupported.value, 400, "ValidationException")
     assert "tools[0]" in unsupported.value.response["Error"]["Message"]

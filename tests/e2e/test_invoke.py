@@ -151,9 +151,9 @@ def test_a_session_runs_one_turn_at_a_time_and_a_retried_turn_reattaches(control
             {
                 "tools": [
                     {
-                        "type": "remote_mcp",
+                        "type": "agentcore_browser",
                         "name": "mcp",
-                        "config": {"remoteMcp": {"url": "https://example.com"}},
+                        "config": {"agentCoreBrowser": {}},
                     }
                 ]
             },

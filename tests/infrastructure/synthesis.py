@@ -28,6 +28,40 @@ OVERRIDES: dict[str, Any] = {
     "harness:apiThrottleRateLimit": 7,
     "harness:apiThrottleBurstLimit": 9,
     "harness:createApiGatewayAccountRole": False,
+    "harness:hookTargetPrefix": "bank-hooks-",
+    "harness:gateways": {
+        "payments": {
+            "targets": [
+                {
+                    "name": "bank",
+                    "openApi": {
+                        "schemaPath": "local_runtime/demo_bank.openapi.json",
+                        "baseUrl": "https://bank.example.com/v1",
+                    },
+                    "auth": {
+                        "oauth2": {
+                            "tokenUrl": "https://bank.example.com/oauth/token",
+                            "secret": "bank/client",
+                        }
+                    },
+                    "approvals": [
+                        {
+                            "tool": "createTransfer",
+                            "when": {"field": "body.amount", "op": "gt", "value": 10000},
+                            "reason": "Transfers above 10,000 need a second pair of eyes",
+                        }
+                    ],
+                },
+                {
+                    "name": "fx",
+                    "lambda": {
+                        "functionArn": "arn:aws:lambda:eu-west-1:111122223333:function:fx-rates",
+                        "tools": [{"name": "convert", "description": "Convert an amount", "inputSchema": {}}],
+                    },
+                },
+            ]
+        }
+    },
 }
 
 

@@ -36,8 +36,17 @@ NAMED_RESOURCES = {
     "ARTIFACT_BUCKET_NAME": {"CallModelFunction", "RunToolFunction", "ErasureFunction"},
     "AUDIT_BUCKET_NAME": AUDITORS,
     "AUDIT_MAC_KEY_ID": AUDITORS,
-    "VAULT_SECRET_PREFIX": {"CallModelFunction", "RunToolFunction"},
+    "VAULT_SECRET_PREFIX": {"CallModelFunction", "LoadContextFunction", "RunToolFunction"},
     "STATE_MACHINE_ARN": {"ApiFunction", "ErasureFunction"},
+    # The naming scope of hook targets: the API checks it, the hook-running steps are granted it.
+    "HOOK_TARGET_PREFIX": {
+        "ApiFunction",
+        "LoadContextFunction",
+        "AuthorizeToolCallsFunction",
+        "RunToolFunction",
+        "FinalizeFunction",
+        "RecordFailureFunction",
+    },
 }
 COMMON = {
     "POWERTOOLS_SERVICE_NAME",
@@ -47,6 +56,7 @@ COMMON = {
     "DEFAULT_MODEL_CONFIG",
     "EVENT_EXPIRY_DAYS",
     "CLIENT_RESPONSE_TIMEOUT_SECONDS",
+    "GATEWAY_CONFIG_FILE",
 }
 
 

@@ -216,7 +216,8 @@ def test_only_the_model_and_tool_steps_may_read_the_vault(synthesized: Synthesiz
         for function in FUNCTIONS
         if any(action.startswith("secretsmanager:") for action, _ in _function_grants(synthesized, function))
     }
-    assert readers == {"CallModelFunction", "RunToolFunction"}
+    # Model keys (CallModel); tool servers' credentials when listing (LoadContext) and calling (RunTool).
+    assert readers == {"CallModelFunction", "LoadContextFunction", "RunToolFunction"}
 
 
 def test_vault_secrets_are_decrypted_only_through_secrets_manager(synthesized: Synthesized) -> None:

@@ -21,7 +21,7 @@ from moto.server import ThreadedMotoServer
 
 from local_runtime import lambda_dispatch, provision
 from local_runtime.provision import Deployment
-from local_runtime.synth import synthesize
+from local_runtime.synth import code_environment, synthesize
 from local_runtime.template import Template
 
 from .support import ACCOUNT_ID, REGION, STACK_NAME, Api, clear_caches
@@ -60,8 +60,10 @@ def deployment() -> Iterator[Deployment]:
             method="POST",
         )
         urllib.request.urlopen(request).close()
-        deployed = provision.provision(Template(synthesize(), ACCOUNT_ID, REGION, STACK_NAME), endpoint)
+        template = synthesize()
+        deployed = provision.provision(Template(template, ACCOUNT_ID, REGION, STACK_NAME), endpoint)
         os.environ.update(deployed.environment())
+        os.environ.update(code_environment(template))
         lambda_dispatch.install(deployed)
         clear_caches()
         yield deployed

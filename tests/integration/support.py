@@ -7,6 +7,7 @@ import importlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +32,7 @@ def clear_caches() -> None:
     from harness.adapters import clients
 
     dependencies.settings.cache_clear()
+    dependencies.gateways.cache_clear()
     dependencies.agent_loop.cache_clear()
     dependencies.erasure.cache_clear()
     clients.client.cache_clear()
@@ -270,3 +272,30 @@ def tool_use_id_of(items: list[dict[str, Any]]) -> str:
 def tool_result_message(tool_use_id: str, text: str, status: str = "success") -> list[dict[str, Any]]:
     result = {"toolUseId": tool_use_id, "content": [{"text": text}], "status": status}
     return [{"role": "user", "content": [{"toolResult": result}]}]
+
+
+def everything_stored(aws: Any) -> Iterator[tuple[str, str]]:
+    """(where, text) of everything the deployment stored: DynamoDB items, S3 object versions, log
+    events, Step Functions executions and their histories (for canary scans)."""
+    for table in aws.dynamodb.list_tables()["TableNames"]:
+        for page in aws.dynamodb.get_paginator("scan").paginate(TableName=table):
+            for item in page["Items"]:
+                yield f"dynamodb:{table}", json.dumps(item, default=str)
+    for bucket in aws.s3.list_buckets()["Buckets"]:
+        name = bucket["Name"]
+        pages = aws.s3.get_paginator("list_object_versions").paginate(Bucket=name)
+        for version in (v for page in pages for v in page.get("Versions", [])):
+            body = aws.s3.get_object(Bucket=name, Key=version["Key"], VersionId=version["VersionId"])["Body"]
+            yield f"s3:{name}/{version['Key']}", body.read().decode("utf-8", errors="replace")
+    for group in aws.logs.describe_log_groups()["logGroups"]:
+        for page in aws.logs.get_paginator("filter_log_events").paginate(logGroupName=group["logGroupName"]):
+            for event in page["events"]:
+                yield f"logs:{group['logGroupName']}", event["message"]
+    sfn = aws.stepfunctions
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=machine["stateMachineArn"])
+        for execution in (e for page in pages for e in page["executions"]):
+            arn = execution["executionArn"]
+            yield f"sfn:{arn}", json.dumps(sfn.describe_execution(executionArn=arn), default=str)
+            for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+                yield f"sfn-history:{arn}", json.dumps(page["events"], default=str)

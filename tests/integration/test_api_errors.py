@@ -65,20 +65,6 @@ def test_an_unknown_field_is_named(api: Api) -> None:
 
 
 UNSUPPORTED_CREATE_MEMBERS: list[tuple[str, dict[str, Any], str]] = [
-    (
-        "hooks",
-        {
-            "hooks": [
-                {
-                    "beforeInvocation": {
-                        "name": "audit",
-                        "target": {"lambda": {"arn": "arn:aws:lambda:us-east-1:123456789012:function:f"}},
-                    }
-                }
-            ]
-        },
-        "hooks",
-    ),
     ("skills", {"skills": [{"path": "skills/review"}]}, "skills"),
     (
         "environment",
@@ -87,16 +73,8 @@ UNSUPPORTED_CREATE_MEMBERS: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("environmentVariables", {"environmentVariables": {"STAGE": "dev"}}, "environmentVariables"),
     (
-        "remote_mcp tool",
-        {
-            "tools": [
-                {
-                    "type": "remote_mcp",
-                    "name": "docs",
-                    "config": {"remoteMcp": {"url": "https://mcp.example.com", "outboundAuth": {"none": {}}}},
-                }
-            ]
-        },
+        "agentcore_browser tool",
+        {"tools": [{"type": "agentcore_browser", "name": "browser", "config": {"agentCoreBrowser": {}}}]},
         "tools[0].type",
     ),
     (

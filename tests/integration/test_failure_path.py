@@ -68,6 +68,7 @@ def test_a_failing_model_call_ends_the_stream_with_a_clear_error(
     assert described["status"] == "FAILED"
     assert states_entered(history(aws.stepfunctions, arn)) == [
         "LoadContext",
+        "InvocationAllowed",
         "CallModel",
         "RecordFailure",
         "InvocationFailed",

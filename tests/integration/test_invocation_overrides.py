@@ -15,11 +15,7 @@ BAD_FALLBACK = {
         "additionalParams": {"fallbackModels": [{"geminiModelConfig": {"modelId": "gemini-2.5-pro"}}]},
     }
 }
-REMOTE_MCP = {
-    "type": "remote_mcp",
-    "name": "docs",
-    "config": {"remoteMcp": {"url": "https://mcp.example.com", "outboundAuth": {"none": {}}}},
-}
+BROWSER = {"type": "agentcore_browser", "name": "browser", "config": {"agentCoreBrowser": {}}}
 
 
 def test_invocation_allowed_tools_narrow_the_harness(api: Api) -> None:
@@ -109,9 +105,9 @@ def test_update_and_create_agree_on_an_empty_allowed_tools_list(api: Api) -> Non
             {"model": {"bedrockModelConfig": {"modelId": "m", "apiFormat": "responses"}}},
             "model.bedrockModelConfig",
         ),
-        ({"tools": [REMOTE_MCP]}, "tools[0].type"),
+        ({"tools": [BROWSER]}, "tools[0].type"),
     ],
-    ids=["fallback-model-without-vault-key", "bedrock-responses-format", "remote-mcp-tool"],
+    ids=["fallback-model-without-vault-key", "bedrock-responses-format", "browser-tool"],
 )
 def test_unsupported_invocation_overrides_are_rejected_by_name(
     api: Api, override: dict[str, Any], field: str

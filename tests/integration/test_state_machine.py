@@ -67,6 +67,7 @@ def test_a_plain_turn_runs_load_call_finalize(api: Api, aws: Any, names: dict[st
     events = history(aws.stepfunctions, arn)
     assert states_entered(events) == [
         "LoadContext",
+        "InvocationAllowed",
         "CallModel",
         "ModelWantsTools",
         "Finalize",
@@ -100,6 +101,7 @@ def test_an_inline_tool_pauses_in_await_client_and_resumes(api: Api, aws: Any, n
     assert described["status"] == "RUNNING"  # waiting for the client's task token
     assert states_entered(history(aws.stepfunctions, arn)) == [
         "LoadContext",
+        "InvocationAllowed",
         "CallModel",
         "ModelWantsTools",
         "AuthorizeToolCalls",
@@ -118,7 +120,16 @@ def test_an_inline_tool_pauses_in_await_client_and_resumes(api: Api, aws: Any, n
     described = wait_for_execution(aws.stepfunctions, arn)
     assert described["status"] == "SUCCEEDED"
     events = history(aws.stepfunctions, arn)
-    assert states_entered(events)[7:] == ["CallModel", "ModelWantsTools", "Finalize", "InvocationComplete"]
+    # After the client's answer the calls are authorized again (approved calls would run now).
+    assert states_entered(events)[8:] == [
+        "AuthorizeToolCalls",
+        "RunTools",
+        "ClientMustAnswer",
+        "CallModel",
+        "ModelWantsTools",
+        "Finalize",
+        "InvocationComplete",
+    ]
     authorized = next(
         json.loads(e["stateExitedEventDetails"]["output"])
         for e in events
@@ -127,7 +138,9 @@ def test_an_inline_tool_pauses_in_await_client_and_resumes(api: Api, aws: Any, n
     assert authorized["tools"] == {
         "server": [],
         "client": [tool_use_id_of(paused.items())],
+        "approvals": [],
         "awaitClient": True,
+        "phase": 0,
     }
     _assert_absent(events, described, city, answer)
 
@@ -143,6 +156,7 @@ def test_a_refused_tool_call_runs_on_the_server_path(api: Api, aws: Any, names: 
     assert wait_for_execution(aws.stepfunctions, arn)["status"] == "SUCCEEDED"
     assert states_entered(history(aws.stepfunctions, arn)) == [
         "LoadContext",
+        "InvocationAllowed",
         "CallModel",
         "ModelWantsTools",
         "AuthorizeToolCalls",

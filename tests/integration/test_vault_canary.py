@@ -29,6 +29,7 @@ from .support import (
     REGION,
     Api,
     clear_caches,
+    everything_stored,
     inline_tool,
     new_session_id,
     tool_result_message,
@@ -58,31 +59,6 @@ def plant(aws: Any, deployment: Deployment, value: str, *, kms: bool = True) -> 
 
 
 # -- the canary ----------------------------------------------------------------------------------------
-
-
-def _everything_stored(aws: Any) -> Iterator[tuple[str, str]]:
-    for table in aws.dynamodb.list_tables()["TableNames"]:
-        for page in aws.dynamodb.get_paginator("scan").paginate(TableName=table):
-            for item in page["Items"]:
-                yield f"dynamodb:{table}", json.dumps(item, default=str)
-    for bucket in aws.s3.list_buckets()["Buckets"]:
-        name = bucket["Name"]
-        pages = aws.s3.get_paginator("list_object_versions").paginate(Bucket=name)
-        for version in (v for page in pages for v in page.get("Versions", [])):
-            body = aws.s3.get_object(Bucket=name, Key=version["Key"], VersionId=version["VersionId"])["Body"]
-            yield f"s3:{name}/{version['Key']}", body.read().decode("utf-8", errors="replace")
-    for group in aws.logs.describe_log_groups()["logGroups"]:
-        for page in aws.logs.get_paginator("filter_log_events").paginate(logGroupName=group["logGroupName"]):
-            for event in page["events"]:
-                yield f"logs:{group['logGroupName']}", event["message"]
-    sfn = aws.stepfunctions
-    for machine in sfn.list_state_machines()["stateMachines"]:
-        pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=machine["stateMachineArn"])
-        for execution in (e for page in pages for e in page["executions"]):
-            arn = execution["executionArn"]
-            yield f"sfn:{arn}", json.dumps(sfn.describe_execution(executionArn=arn), default=str)
-            for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
-                yield f"sfn-history:{arn}", json.dumps(page["events"], default=str)
 
 
 def test_a_canary_key_reaches_the_provider_and_nothing_else(
@@ -163,7 +139,7 @@ def test_a_canary_key_reaches_the_provider_and_nothing_else(
         primary.close()
         fallback.close()
 
-    written: list[tuple[str, str]] = list(_everything_stored(aws))
+    written: list[tuple[str, str]] = list(everything_stored(aws))
     written += [("stream", r.raw_body.decode("utf-8", errors="replace")) for r in (paused, resumed, rejected)]
     captured = capsys.readouterr()
     written += [("stdout", captured.out), ("stderr", captured.err), ("log", caplog.text)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -11,7 +12,14 @@ from hypothesis import strategies as st
 from harness.definitions import configuration_problems
 from harness.providers.base import ToolSpec
 from harness.records import EffectiveConfig
-from harness.tools.registry import CLIENT, Toolset, unsupported_reason
+from harness.tools.registry import (
+    CLIENT,
+    SERVER,
+    CatalogTool,
+    Toolset,
+    model_tool_name,
+    unsupported_reason,
+)
 
 
 def tool(name: str, description: str = "does things") -> dict[str, Any]:
@@ -89,22 +97,106 @@ def test_effective_config_applies_invocation_overrides() -> None:
     assert set(config.toolset.tools) == {"lookup"}
 
 
+GATEWAY_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:gateway/payments-0123456789"
+
+
+def mcp(name: str, url: str = "https://mcp.example.com/mcp") -> dict[str, Any]:
+    return {"type": "remote_mcp", "name": name, "config": {"remoteMcp": {"url": url}}}
+
+
+def gateway(name: str, arn: str = GATEWAY_ARN) -> dict[str, Any]:
+    return {"type": "agentcore_gateway", "name": name, "config": {"agentCoreGateway": {"gatewayArn": arn}}}
+
+
 @pytest.mark.parametrize(
     ("definition", "problem"),
     [
-        ({"type": "remote_mcp", "name": "docs", "config": {"remoteMcp": {"url": "https://x"}}}, "remote_mcp"),
         ({"type": "agentcore_browser", "name": "b"}, "agentcore_browser"),
         ({"type": "inline_function", "config": {"inlineFunction": {}}}, "need a name"),
         ({"type": "inline_function", "name": "x", "config": {}}, "config.inlineFunction"),
+        ({"type": "remote_mcp", "name": "docs", "config": {}}, "config.remoteMcp"),
+        (mcp("docs", "http://mcp.example.com/mcp"), "https://"),
+        (mcp("docs", "ftp://127.0.0.1/x"), "https://"),
+        (mcp("my__docs"), "may not contain '__'"),
+        (gateway("pay", GATEWAY_ARN.replace("payments", "other")), "names no gateway of this deployment"),
     ],
 )
 def test_unsupported_tools_are_explained(definition: dict[str, Any], problem: str) -> None:
-    reason = unsupported_reason(definition)
+    reason = unsupported_reason(definition, {GATEWAY_ARN: "payments"})
     assert reason is not None and problem in reason
 
 
-def test_inline_functions_are_supported() -> None:
-    assert unsupported_reason(tool("ok")) is None
+@pytest.mark.parametrize(
+    "definition",
+    [tool("ok"), mcp("docs"), mcp("local", "http://127.0.0.1:8002/mcp"), gateway("pay")],
+)
+def test_supported_tools(definition: dict[str, Any]) -> None:
+    assert unsupported_reason(definition, {GATEWAY_ARN: "payments"}) is None
+
+
+SERVER_TOOLS = [tool("lookup"), mcp("docs"), gateway("pay")]
+CATALOG = {
+    "docs": [
+        CatalogTool("docs", "search", "search the docs", {"type": "object"}),
+        CatalogTool("docs", "fetch_page", "fetch a page", {"type": "object"}),
+    ],
+    "pay": [
+        CatalogTool("pay", "bank__getBalance", "balance", {"type": "object"}),
+        CatalogTool("pay", "bank__createTransfer", "transfer", {"type": "object"}),
+    ],
+}
+
+
+def server_visible(harness: list[str] | None, invocation: list[str] | None = None) -> set[str]:
+    return set(Toolset.for_invocation(SERVER_TOOLS, harness, invocation, CATALOG).tools)
+
+
+def test_server_tools_are_shown_as_server__tool() -> None:
+    assert server_visible(None) == {
+        "lookup",
+        "docs__search",
+        "docs__fetch_page",
+        "pay__bank__getBalance",
+        "pay__bank__createTransfer",
+    }
+    toolset = Toolset.for_invocation(SERVER_TOOLS, None, None, CATALOG)
+    assert toolset.route("docs__search") == SERVER and toolset.route("lookup") == CLIENT
+    entry = toolset.entry("pay__bank__createTransfer")
+    assert entry is not None and entry.server == "pay" and entry.remote_name == "bank__createTransfer"
+
+
+def test_at_server_patterns_select_tools_of_one_server() -> None:
+    assert server_visible(["@docs"]) == {"docs__search", "docs__fetch_page"}
+    assert server_visible(["docs"]) == {"docs__search", "docs__fetch_page"}
+    assert server_visible(["@docs/search"]) == {"docs__search"}
+    assert server_visible(["@pay/bank__get*"]) == {"pay__bank__getBalance"}
+    assert server_visible(["@pay/*", "lookup"]) == {
+        "lookup",
+        "pay__bank__getBalance",
+        "pay__bank__createTransfer",
+    }
+    # A pattern for one server never reaches another's tools or inline functions.
+    assert server_visible(["@docs/getBalance", "@lookup"]) == set()
+    assert server_visible(["@builtin"]) == set()
+    # The invocation narrows: it cannot add a tool the harness does not allow.
+    assert server_visible(["@docs"], ["@docs/search", "@pay/*"]) == {"docs__search"}
+
+
+def test_only_servers_the_patterns_can_reach_are_listed() -> None:
+    def servers(harness: list[str] | None, invocation: list[str] | None = None) -> set[str]:
+        return {s["name"] for s in Toolset.for_invocation(SERVER_TOOLS, harness, invocation).servers}
+
+    assert servers(None) == {"docs", "pay"}
+    assert servers(["@docs/search"]) == {"docs"}
+    assert servers(["lookup"]) == set()
+    assert servers(["*"], ["@pay/bank__getBalance"]) == {"pay"}
+    assert servers(["docs__*"]) == {"docs"}
+
+
+def test_model_tool_names_fit_every_provider() -> None:
+    name = model_tool_name("server", "a.very/long tool name " * 5)
+    assert len(name) <= 64 and re.fullmatch(r"[a-zA-Z0-9_-]+", name)
+    assert name != model_tool_name("server", "a.very/long tool name " * 6)
 
 
 NAMES = st.sampled_from([t["name"] for t in TOOLS] + ["other"])

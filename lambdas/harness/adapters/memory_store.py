@@ -311,6 +311,105 @@ class MemoryStore:
             for item in self._query_prefix(actor_id, prefix)
         }
 
+    def put_first_tool_result(
+        self, actor_id: str, invocation_id: str, result: dict[str, Any], expires_at: int
+    ) -> dict[str, Any]:
+        """Store a server-run tool's result unless one is stored already; return the stored one.
+        The first result of a call wins, so a retried call cannot change what the model saw."""
+        sort_key = f"{invocation_key(invocation_id)}#result#{result['toolUseId']}"
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item={
+                    "actorId": {"S": actor_id},
+                    "sk": {"S": sort_key},
+                    "result": _dump(result),
+                    "expiresAt": {"N": str(expires_at)},
+                },
+                ConditionExpression="attribute_not_exists(sk)",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            stored = self._get(actor_id, sort_key)
+            if stored is not None:
+                return dict(json.loads(stored["result"]["S"]))
+        return result
+
+    def get_tool_result(self, actor_id: str, invocation_id: str, tool_use_id: str) -> dict[str, Any] | None:
+        item = self._get(actor_id, f"{invocation_key(invocation_id)}#result#{tool_use_id}")
+        return json.loads(item["result"]["S"]) if item else None
+
+    def claim_tool_call(
+        self,
+        actor_id: str,
+        invocation_id: str,
+        tool_use_id: str,
+        *,
+        now: float,
+        until: float,
+        expires_at: int,
+    ) -> bool:
+        """Claim the right to run a tool call until ``until``: False while another attempt holds an
+        unexpired claim (so two attempts of one call never run its side effect at the same time)."""
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item={
+                    "actorId": {"S": actor_id},
+                    "sk": {"S": f"{invocation_key(invocation_id)}#claim#{tool_use_id}"},
+                    "claimedUntil": {"N": str(until)},
+                    "expiresAt": {"N": str(expires_at)},
+                },
+                ConditionExpression="attribute_not_exists(sk) OR claimedUntil < :now",
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    # -- tool catalogs and approvals ---------------------------------------------------------------
+
+    def put_catalog(
+        self, actor_id: str, invocation_id: str, catalog: dict[str, Any], expires_at: int
+    ) -> None:
+        """The tools the invocation's tool servers offered when it started."""
+        self._ddb.put_item(
+            TableName=self._table,
+            Item={
+                "actorId": {"S": actor_id},
+                "sk": {"S": f"{invocation_key(invocation_id)}#catalog"},
+                "catalog": _dump(catalog),
+                "expiresAt": {"N": str(expires_at)},
+            },
+        )
+
+    def get_catalog(self, actor_id: str, invocation_id: str) -> dict[str, Any] | None:
+        item = self._get(actor_id, f"{invocation_key(invocation_id)}#catalog")
+        return json.loads(item["catalog"]["S"]) if item else None
+
+    def put_approval(
+        self, actor_id: str, invocation_id: str, decision: dict[str, Any], expires_at: int
+    ) -> None:
+        self._ddb.put_item(
+            TableName=self._table,
+            Item={
+                "actorId": {"S": actor_id},
+                "sk": {"S": f"{invocation_key(invocation_id)}#approval#{decision['toolUseId']}"},
+                "decision": _dump(decision),
+                "expiresAt": {"N": str(expires_at)},
+            },
+        )
+
+    def get_approvals(self, actor_id: str, invocation_id: str) -> dict[str, dict[str, Any]]:
+        prefix = f"{invocation_key(invocation_id)}#approval#"
+        return {
+            item["sk"]["S"][len(prefix) :]: json.loads(item["decision"]["S"])
+            for item in self._query_prefix(actor_id, prefix)
+        }
+
     # -- stream events --------------------------------------------------------------------------
 
     def put_event(

@@ -105,6 +105,10 @@ def _credential(secret: str) -> _Credential:
     return _Credential(key.strip() if isinstance(key, str) else "", frozenset(allowed))
 
 
+class VaultSecretError(ValueError):
+    """A named vault secret cannot be read; the message names the secret, never its value."""
+
+
 class Vault:
     def __init__(
         self,
@@ -116,6 +120,31 @@ class Vault:
         self._clock = clock
         self._ttl = ttl_seconds
         self._cache: dict[str, tuple[float, _Credential]] = {}
+        self._secrets: dict[str, tuple[float, str]] = {}
+
+    def secret(self, name: str) -> str:
+        """The secret ``<prefix><name>`` (a gateway target's API key or OAuth client), cached briefly."""
+        now = self._clock()
+        cached = self._secrets.get(name)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        if not self._prefix:
+            raise VaultSecretError("this function has no access to the token vault (VAULT_SECRET_PREFIX)")
+        try:
+            with _quiet:
+                response = client("secretsmanager").get_secret_value(SecretId=self._prefix + name)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            raise VaultSecretError(f"vault secret {name} could not be read ({code})") from None
+        except BotoCoreError as error:
+            raise VaultSecretError(f"the token vault could not be reached ({type(error).__name__})") from None
+        value = response.get("SecretString")
+        if value is None:
+            value = bytes(response.get("SecretBinary", b"")).decode("utf-8", errors="replace")
+        if not value:
+            raise VaultSecretError(f"vault secret {name} is empty")
+        self._secrets[name] = (now + self._ttl, value)
+        return str(value)
 
     def api_key(self, api_key_arn: str, api_base: str | None = None) -> str:
         """The API key ``api_key_arn`` names, for a call to ``api_base`` (None: the provider's own

@@ -1,7 +1,8 @@
 """The deterministic ``local`` provider: no network, reproducible replies, for offline use and tests.
 
 Behaviour (documented in the README):
-- the last user text ``/tool NAME {JSON}`` calls tool NAME with that JSON input;
+- the last user text ``/tool NAME {JSON}`` calls tool NAME with that JSON input; several such
+  lines call several tools in one turn (in that order);
 - a turn that ends with tool results is answered with text that contains those results;
 - ``/history`` answers with the user texts of the request, one per line, oldest first (with the
   ``summarization`` truncation strategy, the summary text comes first);
@@ -98,16 +99,20 @@ class LocalProvider:
         yield Usage(input_tokens=_words(request.messages), output_tokens=len(words))
 
     def _tool_call(self, command: str, request: ModelRequest) -> Iterator[ModelEvent]:
-        _, _, rest = command.partition(" ")
-        name, _, raw_input = rest.strip().partition(" ")
-        try:
-            tool_input = json.loads(raw_input) if raw_input.strip() else {}
-        except json.JSONDecodeError:
-            yield from self._text(f"I could not parse the input for tool {name} as JSON.", request)
-            return
-        seed = f"{len(request.messages)}:{command}".encode()
-        tool_use_id = "tooluse_" + hashlib.sha256(seed).hexdigest()[:24]
-        yield ToolUseStart(tool_use_id=tool_use_id, name=name)
-        yield ToolUseInputDelta(tool_use_id=tool_use_id, input_json=json.dumps(tool_input))
+        calls = []
+        for line in command.splitlines():
+            _, _, rest = line.strip().partition(" ")
+            name, _, raw_input = rest.strip().partition(" ")
+            try:
+                tool_input = json.loads(raw_input) if raw_input.strip() else {}
+            except json.JSONDecodeError:
+                yield from self._text(f"I could not parse the input for tool {name} as JSON.", request)
+                return
+            calls.append((name, tool_input))
+        for index, (name, tool_input) in enumerate(calls):
+            seed = f"{len(request.messages)}:{index}:{command}".encode()
+            tool_use_id = "tooluse_" + hashlib.sha256(seed).hexdigest()[:24]
+            yield ToolUseStart(tool_use_id=tool_use_id, name=name)
+            yield ToolUseInputDelta(tool_use_id=tool_use_id, input_json=json.dumps(tool_input))
         yield Stop("tool_use")
-        yield Usage(input_tokens=_words(request.messages), output_tokens=1)
+        yield Usage(input_tokens=_words(request.messages), output_tokens=len(calls))
