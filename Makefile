@@ -11,11 +11,18 @@ PORT ?= 8000
 # harness pins mcp 2, so it gets a venv of its own.
 MCP_PROXY := .build/mcp-proxy/bin/mcp-proxy
 
-.PHONY: local test lint unit integration infra e2e synth bench clean
+.PHONY: local demo demo-session test lint unit integration infra e2e synth bench clean
 
 ## Start the harness on http://127.0.0.1:$(PORT) (installs what it needs first).
 local: $(STAMP)
 	$(BIN)/python -m local_runtime --port $(PORT) $(ARGS)
+
+## The local harness with the demo's tool servers (README, "Demo"); then: make demo-session.
+demo: $(STAMP)
+	$(BIN)/python -m local_runtime --port $(PORT) --demo $(ARGS)
+
+demo-session: $(STAMP)
+	$(BIN)/python -m local_runtime.demo_session --url http://127.0.0.1:$(PORT)
 
 ## Lint, type-check and run every test suite (what CI runs).
 test: $(STAMP) $(MCP_PROXY) lint

@@ -242,8 +242,10 @@ class RuntimeProcess:
         port: int | None = None,
         repo_root: Path = REPO_ROOT,
         start_lock: Path | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.state_dir = state_dir
+        self.extra_args = extra_args
         self.port = port or _free_port()
         self._port_given = port is not None
         self.repo_root = repo_root
@@ -296,6 +298,7 @@ class RuntimeProcess:
                 str(self.port),
                 "--state-dir",
                 str(self.state_dir),
+                *self.extra_args,
             ],
             cwd=self.repo_root,
             env=env,
