@@ -12,6 +12,7 @@ server's host and what failed, never the URL's query string or any header value.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -119,8 +120,20 @@ def converse_blocks(result: CallToolResult) -> list[dict[str, Any]]:
         elif item.type == "resource_link":
             blocks.append({"text": f"[resource link: {item.uri}]"})
     if result.structured_content is not None:
+        # Servers also send structured content serialized as text (for older clients): the model
+        # needs it once.
+        blocks = [b for b in blocks if not _serializes(b.get("text"), result.structured_content)]
         blocks.append({"json": result.structured_content})
     return blocks
+
+
+def _serializes(text: str | None, value: Any) -> bool:
+    if text is None:
+        return False
+    try:
+        return bool(json.loads(text) == value)
+    except ValueError:
+        return False
 
 
 class _ProtocolViolation(Exception):
