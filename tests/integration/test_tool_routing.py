@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from harness.gateway import bundle, gateway_arn
-from local_runtime import demo_bank, demo_mcp
+from local_runtime import demo_bank, demo_mcp, lambda_dispatch
 from local_runtime.demo_bank import DemoBank
 from local_runtime.demo_mcp import AdvisorServer
 from local_runtime.provision import Deployment
 from stacks.app_factory import REPO_ROOT
+from tests.mcp_proxy import time_server_over_http
 
 from .support import (
     ACCOUNT_ID,
@@ -37,6 +39,34 @@ from .support import (
 )
 
 BANK_SECRET = "it-bank/api-key"
+FX_FUNCTION = "it-gateway-fx"
+FX_CALLS: list[dict[str, Any]] = []
+
+
+def _convert(event: dict[str, Any], _: Any) -> dict[str, Any]:
+    FX_CALLS.append(event)
+    if event["input"]["to"] == "XXX":
+        raise ValueError("rates table password=hunter2 unreachable")
+    return {"amount": round(event["input"]["amount"] * 1.08, 2), "currency": event["input"]["to"]}
+
+
+def _fx_function(aws: Any) -> str:
+    """A Lambda target in the emulator whose code runs in this process."""
+    role = aws.iam.create_role(
+        RoleName=unique_name("fx-role"),
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
+    arn: str = boto3.client("lambda", region_name=REGION).create_function(
+        FunctionName=FX_FUNCTION,
+        Runtime="python3.12",
+        Role=role,
+        Handler="index.handler",
+        Code={"ZipFile": b"runs in-process"},
+    )["FunctionArn"]
+    lambda_dispatch.register(FX_FUNCTION, _convert)
+    return arn
+
+
 THRESHOLD = 1000
 GATEWAY_ARN = gateway_arn("payments", REGION, ACCOUNT_ID)
 
@@ -55,6 +85,7 @@ def servers(
     bank_key = f"bank-key-{uuid.uuid4().hex}"
     bank = demo_bank.serve(api_key=bank_key)
     advisor = demo_mcp.serve()
+    fx_arn = _fx_function(aws)
     config = {
         "payments": {
             "targets": [
@@ -74,7 +105,25 @@ def servers(
                             "reason": "Large transfers need a second pair of eyes",
                         }
                     ],
-                }
+                },
+                {
+                    "name": "fx",
+                    "lambda": {
+                        "functionArn": fx_arn,
+                        "tools": [
+                            {
+                                "name": "convert",
+                                "description": "Convert an amount between currencies",
+                                "inputSchema": {
+                                    "type": "object",
+                                    "properties": {"amount": {"type": "number"}, "to": {"type": "string"}},
+                                    "required": ["amount", "to"],
+                                },
+                            }
+                        ],
+                    },
+                    "timeoutSeconds": 5,
+                },
             ]
         }
     }
@@ -93,6 +142,7 @@ def servers(
         else:
             os.environ["GATEWAY_CONFIG_FILE"] = saved
         clear_caches()
+        lambda_dispatch.unregister(FX_FUNCTION)
         advisor.stop()
         bank.stop()
 
@@ -460,3 +510,62 @@ def test_a_large_result_is_kept_in_s3_under_the_actor_and_cut_for_the_model(
         aws.s3.list_objects_v2(Bucket=names["artifact_bucket"], Prefix=f"actors/{actor}/").get("KeyCount")
         == 0
     )
+
+
+def test_a_gateway_lambda_target_is_invoked_with_the_input_and_idempotency_key(
+    api: Api, servers: ToolServers
+) -> None:
+    harness = api.create_harness(tools=tools(servers))
+    response = api.invoke(
+        harness["harnessId"],
+        '/tool pay__fx__convert {"amount": 100, "to": "USD"}',
+        session_id=new_session_id(),
+        actor_id=unique_name(),
+    )
+    items = response.items()
+    ((status, content),) = tool_results(items)
+    assert status == "success" and content == [{"json": {"amount": 108.0, "currency": "USD"}}]
+    (use,) = tool_uses(items)
+    event = FX_CALLS[-1]
+    assert event["tool"] == "convert" and event["input"] == {"amount": 100, "to": "USD"}
+    assert event["idempotencyKey"] == f"{invocation_id_of(response)}:{use['toolUseId']}"
+    # A function error reaches the model as its kind, never its message.
+    failed = api.invoke(
+        harness["harnessId"],
+        '/tool pay__fx__convert {"amount": 1, "to": "XXX"}',
+        session_id=new_session_id(),
+        actor_id=unique_name(),
+    )
+    ((status, content),) = tool_results(failed.items())
+    assert status == "error" and "hunter2" not in json.dumps(content)
+
+
+def test_arguments_that_fail_a_server_tools_schema_never_reach_it(api: Api, servers: ToolServers) -> None:
+    harness = api.create_harness(tools=tools(servers))
+    calls = len(FX_CALLS)
+    response = api.invoke(
+        harness["harnessId"],
+        '/tool pay__fx__convert {"amount": "a lot", "to": "USD"}',
+        session_id=new_session_id(),
+        actor_id=unique_name(),
+    )
+    items = response.items()
+    assert "at amount" in text_of(items) and "is not of type 'number'" in text_of(items)
+    assert len(FX_CALLS) == calls
+
+
+def test_a_published_mcp_server_behind_a_stdio_proxy_works_as_a_remote_mcp_tool(api: Api) -> None:
+    with time_server_over_http() as url:
+        clock = {"type": "remote_mcp", "name": "clock", "config": {"remoteMcp": {"url": url}}}
+        harness = api.create_harness(tools=[clock])
+        arguments = {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}
+        response = api.invoke(
+            harness["harnessId"],
+            "/tool clock__convert_time " + json.dumps(arguments),
+            session_id=new_session_id(),
+            actor_id=unique_name(),
+        )
+    items = response.items()
+    ((status, content),) = tool_results(items)
+    assert status == "success"
+    assert "21:00" in json.dumps(content)
