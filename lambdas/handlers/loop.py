@@ -28,22 +28,34 @@ def loop_step(call: Callable[[AgentLoop, dict[str, Any], LambdaContext], dict[st
     return handler
 
 
-def _deadline(context: LambdaContext) -> float:
+def function_deadline(context: LambdaContext) -> float:
     """When this function times out, on the ``time.monotonic`` clock."""
     return time.monotonic() + context.get_remaining_time_in_millis() / 1000
 
 
-load_context = loop_step(lambda loop, event, _: loop.load_context(event["ids"]))
+load_context = loop_step(
+    lambda loop, event, context: loop.load_context(event["ids"], function_deadline(context))
+)
 call_model = loop_step(
-    lambda loop, event, context: loop.call_model(event["ids"], event["loop"], deadline=_deadline(context))
+    lambda loop, event, context: loop.call_model(
+        event["ids"], event["loop"], deadline=function_deadline(context)
+    )
 )
 authorize_tool_calls = loop_step(
-    lambda loop, event, _: loop.authorize_tool_calls(event["ids"], event["loop"])
+    lambda loop, event, context: loop.authorize_tool_calls(
+        event["ids"], event["loop"], function_deadline(context)
+    )
 )
 await_client = loop_step(
     lambda loop, event, _: loop.await_client(
         event["ids"], event["toolUseIds"], event["taskToken"], event.get("approvals") or []
     )
 )
-finalize = loop_step(lambda loop, event, _: loop.finalize(event["ids"], event["loop"]))
-record_failure = loop_step(lambda loop, event, _: loop.record_failure(event["ids"], event["failure"]))
+finalize = loop_step(
+    lambda loop, event, context: loop.finalize(event["ids"], event["loop"], function_deadline(context))
+)
+record_failure = loop_step(
+    lambda loop, event, context: loop.record_failure(
+        event["ids"], event["failure"], function_deadline(context)
+    )
+)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from handlers.loop import loop_step
+from handlers.loop import function_deadline, loop_step
 
 run_tool = loop_step(
-    lambda loop, event, _: loop.run_tool(event["ids"], event["toolUseId"], int(event.get("phase", 0)))
+    lambda loop, event, context: loop.run_tool(
+        event["ids"], event["toolUseId"], int(event.get("phase", 0)), function_deadline(context)
+    )
 )

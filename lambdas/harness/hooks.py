@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -242,6 +243,10 @@ class _HookFailure(Exception):
         self.code = code
 
 
+# Time kept back from a hook for the step's own work after it (writing events, the audit record).
+DEADLINE_MARGIN_SECONDS = 5
+
+
 class HookRunner:
     def __init__(
         self,
@@ -254,10 +259,18 @@ class HookRunner:
         self._publish_sns = publish_sns or publish_to_topic
         self._put_event = put_event or put_event_on_bus
 
-    def run(self, specs: Sequence[HookSpec], hook_type: str, payload: Mapping[str, Any]) -> list[HookOutcome]:
+    def run(
+        self,
+        specs: Sequence[HookSpec],
+        hook_type: str,
+        payload: Mapping[str, Any],
+        deadline: float | None = None,
+    ) -> list[HookOutcome]:
         """Run every hook of ``hook_type`` in declaration order; see the module docstring for
         ``payload``. For before* hooks the first deny ends the run: the hooks after it are not
-        called, since the action they would see is not going to happen."""
+        called, since the action they would see is not going to happen. ``deadline``
+        (``time.monotonic``) is when the calling function times out: a Lambda hook gets at most
+        the time left before it (minus a margin), and one that cannot start in time has failed."""
         if hook_type not in HOOK_TYPES:
             raise ValueError(f"unknown hook type {hook_type!r}")
         unexpected = set(payload) - _CONTEXT_MEMBERS - _RUNNER_MEMBERS
@@ -272,7 +285,7 @@ class HookRunner:
                 continue
             hook_event_id = str(uuid.uuid4())
             if spec.target_kind == LAMBDA:
-                outcome = self._call(spec, hook_event_id, context)
+                outcome = self._call(spec, hook_event_id, context, deadline)
             else:
                 outcome = self._notify(spec, hook_event_id, context, _decision_so_far(outcomes))
             outcomes.append(outcome)
@@ -280,12 +293,18 @@ class HookRunner:
                 break
         return outcomes
 
-    def _call(self, spec: HookSpec, hook_event_id: str, payload: Mapping[str, Any]) -> HookOutcome:
+    def _call(
+        self, spec: HookSpec, hook_event_id: str, payload: Mapping[str, Any], deadline: float | None
+    ) -> HookOutcome:
         body = {"hookType": spec.hook_type, "hookEventId": hook_event_id, "hookName": spec.name, **payload}
+        timeout = spec.timeout_seconds
+        if deadline is not None:
+            left = int(deadline - time.monotonic() - DEADLINE_MARGIN_SECONDS)
+            if left < 1:
+                return _failed(spec, hook_event_id, "NoTimeLeft")
+            timeout = min(timeout, left)
         try:
-            decision, reason = _answer(
-                self._invoke_lambda(spec.arn, json.dumps(body).encode(), spec.timeout_seconds)
-            )
+            decision, reason = _answer(self._invoke_lambda(spec.arn, json.dumps(body).encode(), timeout))
         except _HookFailure as failure:
             return _failed(spec, hook_event_id, failure.code)
         except ClientError as error:

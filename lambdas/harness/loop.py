@@ -119,7 +119,9 @@ class AgentLoop:
 
     # -- LoadContext ------------------------------------------------------------------------------
 
-    def load_context(self, raw_ids: dict[str, Any]) -> dict[str, Any]:
+    def load_context(self, raw_ids: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
+        """``deadline`` (``time.monotonic``, as in every step that runs hooks) is when the calling
+        function times out; hooks get only the time left before it."""
         ids = Ids.of(raw_ids)
         invocation = self._invocation(ids)
         harness = self._harness(ids)
@@ -137,7 +139,9 @@ class AgentLoop:
         stop_reason = "none"
         specs = hook_specs(config.hooks)
         if any(spec.hook_type == "beforeInvocation" for spec in specs):
-            outcomes = self._hooks.run(specs, "beforeInvocation", self._hook_payload(ids, "beforeInvocation"))
+            outcomes = self._hooks.run(
+                specs, "beforeInvocation", self._hook_payload(ids, "beforeInvocation"), deadline
+            )
             emit = _Emitter(self._memory, ids, invocation["expiresAt"], records.start_event_position)
             for outcome in outcomes:
                 emit(outcome.stream_event())
@@ -256,7 +260,9 @@ class AgentLoop:
 
     # -- AuthorizeToolCalls -------------------------------------------------------------------------
 
-    def authorize_tool_calls(self, raw_ids: dict[str, Any], loop: dict[str, Any]) -> dict[str, Any]:
+    def authorize_tool_calls(
+        self, raw_ids: dict[str, Any], loop: dict[str, Any], deadline: float | None = None
+    ) -> dict[str, Any]:
         """Decide each unanswered tool call of the last model turn: refused (schema, hook, rejected
         approval: a tool error for the model), run by the server, answered by the client, or held
         for a person's approval. Runs again after the client answered (phase 1), when approved
@@ -314,7 +320,7 @@ class AgentLoop:
                     )
                 continue
             outcomes = self._hooks.run(
-                specs, "beforeToolCall", self._hook_payload(ids, "beforeToolCall", tool_use=call)
+                specs, "beforeToolCall", self._hook_payload(ids, "beforeToolCall", tool_use=call), deadline
             )
             for outcome in outcomes:
                 emit(outcome.stream_event())
@@ -376,7 +382,9 @@ class AgentLoop:
 
     # -- RunTool ---------------------------------------------------------------------------------------
 
-    def run_tool(self, raw_ids: dict[str, Any], tool_use_id: str, phase: int = 0) -> dict[str, Any]:
+    def run_tool(
+        self, raw_ids: dict[str, Any], tool_use_id: str, phase: int = 0, deadline: float | None = None
+    ) -> dict[str, Any]:
         ids = Ids.of(raw_ids)
         invocation = self._invocation(ids)
         config = self._config(ids, invocation)
@@ -401,7 +409,7 @@ class AgentLoop:
             }
             result = self._memory.put_first_tool_result(ids.actor_id, ids.invocation_id, result, expires)
         else:
-            result = self._run_server_tool(ids, invocation, config, call, entry, emit)
+            result = self._run_server_tool(ids, invocation, config, call, entry, emit, deadline)
         emit({"messageStart": {"role": "user"}})
         emit(
             {
@@ -424,6 +432,7 @@ class AgentLoop:
         call: dict[str, Any],
         entry: ToolEntry,
         emit: _Emitter,
+        deadline: float | None,
     ) -> dict[str, Any]:
         """Run the call once: an attempt claims it first, and the target gets the same idempotency
         key on every attempt, so a retried step neither runs it twice at once nor changes its result."""
@@ -457,7 +466,7 @@ class AgentLoop:
                 tool_use=call,
                 tool_result={"status": outcome.status, "content": outcome.content},
             )
-            outcomes = self._hooks.run(specs, "afterToolCall", payload)
+            outcomes = self._hooks.run(specs, "afterToolCall", payload, deadline)
             for hook_outcome in outcomes:
                 emit(hook_outcome.stream_event())
             withheld = denied(outcomes)
@@ -522,17 +531,29 @@ class AgentLoop:
 
     # -- Finalize / RecordFailure ------------------------------------------------------------------------
 
-    def finalize(self, raw_ids: dict[str, Any], loop: dict[str, Any]) -> dict[str, Any]:
+    def finalize(
+        self, raw_ids: dict[str, Any], loop: dict[str, Any], deadline: float | None = None
+    ) -> dict[str, Any]:
         ids = Ids.of(raw_ids)
         invocation = self._invocation(ids)
         events = []
         if loop["stopReason"] == HOOK_STOPPED:
             # The hookEvent before it says which hook stopped the invocation and why.
             events = [{"messageStart": {"role": "assistant"}}, {"messageStop": {"stopReason": HOOK_STOPPED}}]
-        self._close(ids, invocation, records.COMPLETED, loop["stopReason"], events=events, loop=loop)
+        self._close(
+            ids,
+            invocation,
+            records.COMPLETED,
+            loop["stopReason"],
+            events=events,
+            loop=loop,
+            deadline=deadline,
+        )
         return {}
 
-    def record_failure(self, raw_ids: dict[str, Any], failure: dict[str, Any]) -> dict[str, Any]:
+    def record_failure(
+        self, raw_ids: dict[str, Any], failure: dict[str, Any], deadline: float | None = None
+    ) -> dict[str, Any]:
         ids = Ids.of(raw_ids)
         invocation = self._invocation(ids)
         error, message = describe_failure(failure)
@@ -547,7 +568,9 @@ class AgentLoop:
             kind = "runtimeClientError" if model_failed else "internalServerException"
             events = [{kind: {"message": message}}]
             stop_reason = "error"
-        self._close(ids, invocation, records.FAILED, stop_reason, events=events, failure=message)
+        self._close(
+            ids, invocation, records.FAILED, stop_reason, events=events, failure=message, deadline=deadline
+        )
         return {}
 
     def interrupt(self, actor_id: str, invocation_id: str) -> None:
@@ -583,12 +606,16 @@ class AgentLoop:
         events: list[dict[str, Any]],
         loop: dict[str, Any] | None = None,
         failure: str | None = None,
+        deadline: float | None = None,
     ) -> None:
         expires = invocation["expiresAt"]
         specs = hook_specs(self._harness_or_none(ids).get("hooks") or [])
         if any(spec.hook_type == "afterInvocation" for spec in specs):
             outcomes = self._hooks.run(
-                specs, "afterInvocation", self._hook_payload(ids, "afterInvocation", stop_reason=stop_reason)
+                specs,
+                "afterInvocation",
+                self._hook_payload(ids, "afterInvocation", stop_reason=stop_reason),
+                deadline,
             )
             # Before the closing events: a client reads up to messageStop and may stop there.
             events = [o.stream_event() for o in outcomes] + events
