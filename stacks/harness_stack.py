@@ -13,7 +13,7 @@ from stacks.components.api import Api
 from stacks.components.artifacts import Artifacts
 from stacks.components.audit import AccessLogs, Audit
 from stacks.components.encryption import Encryption
-from stacks.components.functions import Functions
+from stacks.components.functions import METRICS_NAMESPACE, Functions
 from stacks.components.memory import Memory
 from stacks.components.monitoring import Monitoring
 from stacks.components.vault import Vault
@@ -79,6 +79,7 @@ class HarnessStack(Stack):
             state_machine=self.agent_loop.state_machine,
             rest_api=self.api.rest_api,
             functions=self.functions.all,
+            metrics_namespace=METRICS_NAMESPACE,
         )
 
         outputs = {

@@ -75,6 +75,19 @@ def record_fallback(source: str, target: str, reason: str) -> None:
         metric.add_dimension(name="ToProvider", value=target)
 
 
+def record_tool_call(tool_type: str, tool: str, status: str, latency_ms: int) -> None:
+    """A server-run tool call: a log line (names from the configuration, never content) and EMF
+    metrics for the tool failure rate and latency."""
+    logger.info(
+        "tool call", extra={"tool_type": tool_type, "tool": tool, "status": status, "latency_ms": latency_ms}
+    )
+    with single_metric(name="ToolCall", unit=MetricUnit.Count, value=1) as metric:
+        metric.add_dimension(name="ToolType", value=tool_type)
+        metric.add_dimension(name="Status", value=status)
+    with single_metric(name="ToolCallLatency", unit=MetricUnit.Milliseconds, value=latency_ms) as metric:
+        metric.add_dimension(name="ToolType", value=tool_type)
+
+
 @functools.cache
 def agent_loop() -> AgentLoop:
     s = settings()
@@ -89,6 +102,7 @@ def agent_loop() -> AgentLoop:
         dispatcher=ToolDispatcher(gateways(), secrets=vault.secret, api_key=vault.api_key),
         hooks=HookRunner(),
         artifacts=ArtifactStore(s.artifact_bucket) if s.artifact_bucket else None,
+        record_tool_call=record_tool_call,
     )
 
 

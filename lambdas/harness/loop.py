@@ -62,6 +62,8 @@ CONTEXT_WINDOW_MESSAGE = (
 )
 # Called on every switch to the next model of a fallback chain: (from provider, to provider, reason).
 FallbackRecorder = Callable[[str, str, str], None]
+# Called after every server-run tool call: (tool type, tool name, status, latency in ms).
+ToolCallRecorder = Callable[[str, str, str, int], None]
 
 
 class LoopStateError(Exception):
@@ -105,7 +107,9 @@ class AgentLoop:
         dispatcher: ToolDispatcher | None = None,
         hooks: HookRunner | None = None,
         artifacts: ArtifactStore | None = None,
+        record_tool_call: ToolCallRecorder | None = None,
     ) -> None:
+        self._record_tool_call = record_tool_call
         self._dispatcher = dispatcher
         self._hooks = hooks or HookRunner()
         self._artifacts = artifacts
@@ -458,6 +462,8 @@ class AgentLoop:
             "tool": entry.name,
             "latencyMs": int((self._clock() - started) * 1000),
         }
+        if self._record_tool_call is not None:
+            self._record_tool_call(entry.tool_type, entry.name, outcome.status, result["latencyMs"])
         specs = hook_specs(config.hooks)
         if any(spec.hook_type == "afterToolCall" for spec in specs):
             payload = self._hook_payload(

@@ -31,6 +31,7 @@ class Monitoring(Construct):
         state_machine: sfn.StateMachine,
         rest_api: apigw.RestApi,
         functions: Sequence[lambda_.Function],
+        metrics_namespace: str,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -125,6 +126,34 @@ class Monitoring(Construct):
                 width=12,
             ),
             cloudwatch.AlarmStatusWidget(alarms=alarms, title="Alarms", width=24),
+        )
+        # The functions' EMF metrics (namespace POWERTOOLS_METRICS_NAMESPACE): every dimension
+        # combination Powertools writes, found by SEARCH rather than listed.
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Tool calls by type and outcome",
+                left=[
+                    cloudwatch.MathExpression(
+                        expression=f"SEARCH('{{{metrics_namespace},ToolType,Status,service}} "
+                        "MetricName=\"ToolCall\"', 'Sum', 300)",
+                        label="",
+                        period=PERIOD,
+                    )
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Model fallbacks",
+                left=[
+                    cloudwatch.MathExpression(
+                        expression=f"SEARCH('{{{metrics_namespace},FromProvider,ToProvider,service}} "
+                        "MetricName=\"ModelFallback\"', 'Sum', 300)",
+                        label="",
+                        period=PERIOD,
+                    )
+                ],
+                width=12,
+            ),
         )
 
     def _alarm(self, construct_id: str, metric: cloudwatch.Metric, description: str) -> cloudwatch.Alarm:

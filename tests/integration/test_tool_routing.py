@@ -423,7 +423,7 @@ def test_a_small_transfer_runs_without_approval_exactly_once(
 
 
 def test_a_failing_target_is_a_tool_error_not_a_failed_invocation(
-    api: Api, aws: Any, names: dict[str, str], servers: ToolServers
+    api: Api, aws: Any, names: dict[str, str], servers: ToolServers, capsys: pytest.CaptureFixture[str]
 ) -> None:
     harness = api.create_harness(tools=tools(servers))
     servers.bank.fail_next(10, status=503)
@@ -445,6 +445,9 @@ def test_a_failing_target_is_a_tool_error_not_a_failed_invocation(
         aws.stepfunctions, execution_arn(names["state_machine_arn"], invocation_id_of(response))
     )
     assert described["status"] == "SUCCEEDED"
+    # Operators see it as a metric of failed tool calls, by tool type.
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"ToolCall"' in line]
+    assert any(m["ToolType"] == "agentcore_gateway" and m["Status"] == "error" for m in emf)
 
 
 def test_an_unreachable_mcp_server_costs_only_its_own_tools(api: Api, servers: ToolServers) -> None:
