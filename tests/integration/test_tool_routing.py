@@ -572,3 +572,24 @@ def test_a_published_mcp_server_behind_a_stdio_proxy_works_as_a_remote_mcp_tool(
     ((status, content),) = tool_results(items)
     assert status == "success"
     assert "21:00" in json.dumps(content)
+
+
+def test_a_transfer_whose_answer_is_lost_is_retried_and_still_runs_once(
+    api: Api, servers: ToolServers
+) -> None:
+    harness = api.create_harness(tools=tools(servers))
+    executed = servers.bank.executed_transfers
+    # The bank makes the transfer, then answers after the target's 2 s timeout: the gateway retries
+    # with the same Idempotency-Key and the bank replays the first transfer instead of a second one.
+    servers.bank.delay_next(1, 3.0)
+    response = api.invoke(
+        harness["harnessId"],
+        transfer_command(7, "lost-answer"),
+        session_id=new_session_id(),
+        actor_id=unique_name(),
+    )
+    ((status, content),) = tool_results(response.items())
+    assert status == "success" and content[0]["json"]["status"] == "executed"
+    assert servers.bank.executed_transfers == executed + 1
+    posts = [r for r in servers.bank.api_requests() if r.path == "/transfers"][-2:]
+    assert posts[0].headers["idempotency-key"] == posts[1].headers["idempotency-key"]
