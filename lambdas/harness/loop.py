@@ -202,7 +202,12 @@ class AgentLoop:
         switches: list[Switch] = []
         summary_usage: list[Usage] = []
         summarize = self._summarizer(ids, config, [p for p, _ in stored], expires, switches, summary_usage)
-        messages = truncation.summarized([m for _, m in stored], config.truncation, summarize)
+        try:
+            messages = truncation.summarized([m for _, m in stored], config.truncation, summarize)
+        except BaseException:
+            # A summary call that failed over (and then failed) still leaves its switches on record.
+            self._record_switches(ids, invocation, iteration, switches)
+            raise
         request = ModelRequest(
             model_config=config.model,
             messages=truncation.apply(messages, config.truncation),
@@ -223,7 +228,11 @@ class AgentLoop:
         finally:
             self._record_switches(ids, invocation, iteration, switches)
         content, malformed = reply.close()
-        usage = reply.usage
+        # The turn's usage includes the summary calls made for it (they count toward maxTokens too).
+        usage = Usage(
+            reply.usage.input_tokens + sum(u.input_tokens for u in summary_usage),
+            reply.usage.output_tokens + sum(u.output_tokens for u in summary_usage),
+        )
         emit({"messageStop": {"stopReason": reply.stop_reason}})
         emit(
             {
@@ -251,13 +260,9 @@ class AgentLoop:
                 {"toolUseId": tool_use_id, "status": "error", "content": [{"text": problem}]},
                 expires,
             )
-        summary_tokens = sum(u.input_tokens + u.output_tokens for u in summary_usage)
         return {
             "iteration": iteration + 1,
-            "totalTokens": int(loop["totalTokens"])
-            + usage.input_tokens
-            + usage.output_tokens
-            + summary_tokens,
+            "totalTokens": int(loop["totalTokens"]) + usage.input_tokens + usage.output_tokens,
             "deadline": loop["deadline"],
             "stopReason": reply.stop_reason,
         }
@@ -778,7 +783,8 @@ class AgentLoop:
                 system=[system],
             )
             parts: list[str] = []
-            for event in self._router.stream(request, self._on_switch(switches)):
+            fit = _summary_fit(request)
+            for event in self._router.stream(request, self._on_switch(switches), fit):
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
                 elif isinstance(event, Usage):
@@ -900,6 +906,20 @@ def _approval_request(tool_use_id: str, reason: str) -> dict[str, Any]:
             "reason": f"Approval required for {tool_use_id}: {reason}"[:1024],
         }
     }
+
+
+def _summary_fit(
+    request: ModelRequest,
+) -> Callable[[list[dict[str, Any]], dict[str, Any]], list[dict[str, Any]]]:
+    """Cuts a summarization request to a model's context window (see ``fit_summarization_request``)."""
+    overhead = truncation.estimate_tokens(request.system)
+
+    def fit(messages: list[dict[str, Any]], model: dict[str, Any]) -> list[dict[str, Any]]:
+        _, config = member(model)
+        reply = int(config.get("maxTokens") or truncation.DEFAULT_REPLY_TOKENS)
+        return truncation.fit_summarization_request(messages, context_window_tokens(model) - reply, overhead)
+
+    return fit
 
 
 def _window_fit(

@@ -171,6 +171,30 @@ def summarization_request(older: Messages, truncation: dict[str, Any]) -> tuple[
     return system, text
 
 
+OMITTED_MARKER = (
+    "[... the earliest part of the conversation is omitted: it does not fit the model's context ...]"
+)
+
+
+def fit_summarization_request(messages: Messages, budget_tokens: int, overhead_tokens: int = 0) -> Messages:
+    """The summarization request (one user text: instruction, blank line, conversation) cut to
+    ``budget_tokens``: the instruction stays, the conversation keeps its most recent part after a
+    marker. Summaries are what make long sessions fit, so they must fit themselves."""
+    if sum(estimate_tokens(m) for m in messages) + overhead_tokens <= budget_tokens:
+        return messages
+    (message,) = messages
+    text = message["content"][0]["text"]
+    instruction, _, conversation = text.partition("\n\n")
+    # JSON escaping can double a character's size: budget characters at half the estimate's rate.
+    room = (budget_tokens - overhead_tokens - estimate_tokens(instruction)) * CHARS_PER_TOKEN // 2 - len(
+        OMITTED_MARKER
+    )
+    if room <= 0:
+        raise ContextWindowExceededError("the model's context window cannot hold a summarization request")
+    kept = conversation[-room:]
+    return [message | {"content": [{"text": f"{instruction}\n\n{OMITTED_MARKER}\n{kept}"}]}]
+
+
 def with_summary(summary: str, recent: Messages) -> Messages:
     """The request history: the summary as a user text, then ``recent``. When ``recent`` starts with
     a user message, the summary becomes its leading text block (no two user messages in a row)."""

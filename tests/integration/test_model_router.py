@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from harness import loop as loop_module
+from harness import truncation
 from harness.adapters.memory_store import MemoryStore
 from harness.providers import openai as openai_provider
 from harness.providers import registry
@@ -548,3 +549,54 @@ def test_a_turn_larger_than_the_context_window_ends_with_a_clear_stop_reason(api
     # Older turns are dropped to fit: the session goes on.
     after = api.invoke(harness["harnessId"], "/history", session_id=session, actor_id=actor)
     assert text_of(after.items()) == "/history"
+
+
+def test_a_summary_request_is_cut_to_the_window_and_its_tokens_are_in_the_turns_usage(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prompt = "Summarize."
+    small = {
+        "liteLlmModelConfig": {
+            "modelId": "local/small",
+            "maxTokens": 50,
+            "additionalParams": {"contextWindowTokens": 400},
+        }
+    }
+    summarize = {
+        "strategy": "summarization",
+        "config": {"summarization": {"preserveRecentMessages": 1, "summarizationSystemPrompt": prompt}},
+    }
+    summary_requests: list[ModelRequest] = []
+    routed = loop_module.provider_for
+
+    class Recording:
+        def __init__(self, provider: ModelProvider) -> None:
+            self.name = provider.name
+            self._provider = provider
+
+        def stream(self, request: ModelRequest) -> Iterator[ModelEvent]:
+            if request.system == [prompt]:
+                summary_requests.append(request)
+            return self._provider.stream(request)
+
+    monkeypatch.setattr(
+        loop_module, "provider_for", lambda model, vault=None: Recording(routed(model, vault))
+    )
+    harness = api.create_harness(model=small, truncation=summarize)
+    session, actor = new_session_id(), unique_name()
+    for n in range(4):
+        api.invoke(harness["harnessId"], f"turn {n} " + "y" * 300, session_id=session, actor_id=actor)
+    last = api.invoke(harness["harnessId"], "latest", session_id=session, actor_id=actor).items()
+    assert text_of(last) == 'You said: "latest"'
+    request = summary_requests[-1]
+    text = request.messages[0]["content"][0]["text"]
+    # The summarized conversation no longer fits whole: its oldest part gave way, the newest stays.
+    assert "earliest part of the conversation is omitted" in text
+    assert "turn 3" in text and "turn 0" not in text
+    assert (
+        truncation.estimate_tokens(request.messages) + truncation.estimate_tokens(request.system) <= 400 - 50
+    )
+    # The turn's metadata counts the summary call's tokens as well as the reply's.
+    (metadata,) = [item["metadata"] for item in last if "metadata" in item]
+    words = len(json.dumps(request.messages[0]["content"][0]).split())
+    assert metadata["usage"]["inputTokens"] >= words

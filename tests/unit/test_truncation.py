@@ -285,3 +285,18 @@ def test_the_summarization_request_renders_tool_calls_and_asks_for_the_ratio() -
     assert f"at most {len(conversation) // 2} characters" in text
     custom = summarization(summarizationSystemPrompt="Be brief.")
     assert truncation.summarization_request(older, custom)[0] == "Be brief."
+
+
+def test_a_summarization_request_is_cut_to_its_budget_keeping_the_instruction_and_the_newest_part() -> None:
+    older = [user(f"message {n} " + "z" * 200) for n in range(40)]
+    _, text = truncation.summarization_request(older, summarization())
+    request = [{"role": "user", "content": [{"text": text}]}]
+    assert truncation.fit_summarization_request(request, 100_000) == request
+    cut = truncation.fit_summarization_request(request, 1000, overhead_tokens=50)
+    cut_text = cut[0]["content"][0]["text"]
+    assert truncation.estimate_tokens(cut) + 50 <= 1000
+    assert cut_text.startswith(text.partition("\n\n")[0])
+    assert truncation.OMITTED_MARKER in cut_text
+    assert "message 39" in cut_text and "message 0 " not in cut_text
+    with pytest.raises(truncation.ContextWindowExceededError):
+        truncation.fit_summarization_request(request, 60)
