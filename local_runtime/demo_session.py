@@ -6,7 +6,8 @@ and runs four turns in one session, with the offline model's ``/tool`` commands:
 1. the advisor's ``fx_rate`` (remote MCP, bearer token from the vault);
 2. the bank's ``getBalance`` (gateway OpenAPI target, API key from the vault);
 3. the bank's ``createTransfer`` of 12,000: the approval policy holds it, the stream says why;
-4. the approval, with a reason: it is written to the audit bucket, then the transfer runs.
+4. the approval, with a reason, signed by a second principal (access key ``approver``): it is
+   written to the audit bucket, then the transfer runs.
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ TRANSFER = {
 }
 
 
-def clients(url: str) -> tuple[Any, Any]:
+def clients(url: str, access_key: str = "local") -> tuple[Any, Any]:
     kw: dict[str, Any] = {
         "region_name": REGION,
         "endpoint_url": url,
-        # The local runtime checks that requests are signed; any key signs.
-        "aws_access_key_id": "local",
+        # The local runtime checks that requests are signed (any key signs) and takes the key id
+        # as the caller: an approval must come from another one than the turn's.
+        "aws_access_key_id": access_key,
         "aws_secret_access_key": "local",
         "config": botocore.config.Config(retries={"max_attempts": 1}, read_timeout=120),
     }
@@ -82,16 +84,17 @@ def describe(events: list[dict[str, Any]]) -> list[str]:
 def run(url: str, advisor_port: int = ADVISOR_PORT, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the demo session; returns what happened (for the end-to-end test)."""
     control, data = clients(url)
+    _, approver = clients(url, access_key="approver")
     name = f"demo_{uuid.uuid4().hex[:8]}"
     harness = control.create_harness(**harness_body(name, advisor_url_for(advisor_port), REGION, ACCOUNT_ID))
     harness_arn = harness["harness"]["arn"]
     session = f"demo-session-{uuid.uuid4()}"
     say(f"Harness {harness_arn}, session {session}")
 
-    def turn(title: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def turn(title: str, messages: list[dict[str, Any]], client: Any = data) -> list[dict[str, Any]]:
         say(title)
         events = _events(
-            data.invoke_harness(harnessArn=harness_arn, runtimeSessionId=session, messages=messages)
+            client.invoke_harness(harnessArn=harness_arn, runtimeSessionId=session, messages=messages)
         )
         for line in describe(events):
             say(line)
@@ -123,8 +126,9 @@ def run(url: str, advisor_port: int = ADVISOR_PORT, say: Callable[[str], None] =
         "content": [{"json": {"decision": "approve", "reason": "Confirmed with the customer by phone"}}],
     }
     approved = turn(
-        "4. Approval (audited before the transfer runs):",
+        "4. Approval by a second principal (audited before the transfer runs):",
         [{"role": "user", "content": [{"toolResult": answer}]}],
+        approver,
     )
     return {
         "harnessArn": harness_arn,

@@ -34,7 +34,7 @@ def _claimed_identity(headers: dict[str, str]) -> dict[str, str]:
     """The signer's access key id, marked unverified: without IAM the signature cannot be checked
     (API Gateway puts the verified principal in ``userArn`` and ``caller``)."""
     authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
-    match = re.search(r"Credential=([A-Z0-9]+)/", authorization)
+    match = re.search(r"Credential=([^/,\s]+)/", authorization)
     return {"caller": f"unverified:{match.group(1)}", "accessKey": match.group(1)} if match else {}
 
 

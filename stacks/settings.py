@@ -71,6 +71,9 @@ class HarnessSettings:
     #: Hook targets (Lambda functions, SNS topics, EventBridge buses) must be named with this
     #: prefix: the functions may invoke and notify only those.
     hook_target_prefix: str = "harness-hook-"
+    #: Whether a tool call held for approval must be approved by another IAM principal than the
+    #: one that started the turn (separation of duties).
+    approval_separation_of_duties: bool = True
 
     @classmethod
     def context_key(cls, field_name: str) -> str:

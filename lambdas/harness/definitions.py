@@ -74,6 +74,8 @@ class ToolPolicy:
     # Hook targets (Lambda functions, SNS topics, event buses) must be named with this prefix: the
     # functions' IAM grants cover exactly those names. Empty: not checked.
     hook_target_prefix: str = ""
+    # Whether an approval must come from another principal than the one that started the turn.
+    separate_approver: bool = True
 
 
 @dataclass(frozen=True)

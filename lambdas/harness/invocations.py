@@ -204,7 +204,7 @@ class Invocations:
                 "it is unknown or already answered.",
                 fields=[FieldProblem("messages", f"unknown or already-answered toolUseId {ids}")],
             )
-        return self._start(actor_id, session_id, harness, body, params)
+        return self._start(actor_id, session_id, harness, body, params, caller)
 
     def _continue(
         self, actor_id: str, active: dict[str, Any], body: dict[str, Any], caller: str | None
@@ -272,6 +272,7 @@ class Invocations:
         harness: dict[str, Any],
         body: dict[str, Any],
         params: dict[str, Any],
+        caller: str | None,
     ) -> InvocationStream:
         now = int(self._clock())
         expiry_days = int(harness["memory"]["managedMemoryConfiguration"]["eventExpiryDuration"])
@@ -290,6 +291,8 @@ class Invocations:
             "inputDigest": _digest(body["messages"]),
             "overrides": overrides,
             "traceId": params.get("traceId"),
+            # Who started the turn: the one principal that may not approve its tool calls.
+            "requestedBy": caller,
         }
         turn = self._memory.begin_turn(
             actor_id=actor_id,
@@ -364,6 +367,13 @@ class Invocations:
                     decisions[result["toolUseId"]] = decision_from_tool_result(result)
                 except ValueError as error:
                     problems.append(FieldProblem("messages", f"approval of {result['toolUseId']}: {error}"))
+        if decisions and self._tool_policy.separate_approver:
+            requester = invocation.get("requestedBy")
+            if caller is None or caller == requester:
+                raise AccessDeniedError(
+                    "Approvals need a second principal: the caller that started this turn (or an "
+                    "unauthenticated caller) cannot approve or reject its tool calls."
+                )
         if problems:
             raise ValidationError(
                 f"This session is waiting for results of tool uses {', '.join(pending)}; "
@@ -388,6 +398,7 @@ class Invocations:
                         "approved": decision.approved,
                         "reason": decision.reason,
                         "approver": caller or "unauthenticated caller",
+                        "requestedBy": invocation.get("requestedBy"),
                         "decidedAt": self._clock(),
                     },
                     invocation["expiresAt"],

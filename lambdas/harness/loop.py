@@ -381,6 +381,7 @@ class AgentLoop:
             "decision": "approved" if decision["approved"] else "rejected",
             "reason": decision["reason"],
             "approver": decision["approver"],
+            "requestedBy": decision.get("requestedBy"),
             "decidedAt": decision["decidedAt"],
         }
         key = f"approvals/{ids.harness_id}/{ids.invocation_id}/{call['toolUseId']}.json"
@@ -674,6 +675,8 @@ class AgentLoop:
             "harnessVersion": ids.harness_version,
             # A digest, not the actor id: audit records are locked for years, actor data is erasable.
             "actorDigest": actor_digest(ids.actor_id),
+            # The IAM principal that started the turn (a caller of the API, not the actor).
+            "requestedBy": invocation.get("requestedBy"),
             "status": status,
             "stopReason": stop_reason,
             "iterations": (loop or {}).get("iteration"),

@@ -25,6 +25,7 @@ class Settings:
     # The deployment's gateways (bundled with the code) and the name prefix of hook targets.
     gateway_config_file: str
     hook_target_prefix: str
+    approval_separation_of_duties: bool
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -43,6 +44,7 @@ class Settings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             gateway_config_file=_code_path(env.get("GATEWAY_CONFIG_FILE", "")),
             hook_target_prefix=env.get("HOOK_TARGET_PREFIX", ""),
+            approval_separation_of_duties=env.get("APPROVAL_SEPARATION_OF_DUTIES", "true") != "false",
         )
 
 

@@ -157,6 +157,10 @@ class Functions(Construct):
         self.api = self._function(API)
         # CreateHarness/UpdateHarness accept only hook targets the loop's grants cover.
         self.api.add_environment("HOOK_TARGET_PREFIX", settings.hook_target_prefix)
+        # Approvals arrive through the API: it enforces that a second principal gives them.
+        self.api.add_environment(
+            "APPROVAL_SEPARATION_OF_DUTIES", "true" if settings.approval_separation_of_duties else "false"
+        )
         self._use_harness_table(self.api, write=True)
         self._use_memory_table(self.api)
         encryption.grant_encrypt_decrypt(self.api)

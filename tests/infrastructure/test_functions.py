@@ -38,6 +38,7 @@ NAMED_RESOURCES = {
     "AUDIT_MAC_KEY_ID": AUDITORS,
     "VAULT_SECRET_PREFIX": {"CallModelFunction", "LoadContextFunction", "RunToolFunction"},
     "STATE_MACHINE_ARN": {"ApiFunction", "ErasureFunction"},
+    "APPROVAL_SEPARATION_OF_DUTIES": {"ApiFunction"},
     # The naming scope of hook targets: the API checks it, the hook-running steps are granted it.
     "HOOK_TARGET_PREFIX": {
         "ApiFunction",

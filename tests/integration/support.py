@@ -24,6 +24,9 @@ SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 USER_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-User-Id"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/harness-execution"
 LOCAL_MODEL = {"liteLlmModelConfig": {"modelId": "local/deterministic"}}
+# The IAM principal API Gateway authenticated, as it puts it in the proxy event.
+CALLER_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/tester"
+APPROVER_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/approver"
 
 
 def clear_caches() -> None:
@@ -114,6 +117,7 @@ class Api:
         body: Any = None,
         headers: dict[str, str] | None = None,
         query: dict[str, str] | None = None,
+        caller: str = CALLER_ARN,
     ) -> tuple[dict[str, Any], str]:
         found = self.deployment.route_for(method, path)
         if found is None:
@@ -143,7 +147,7 @@ class Api:
                 "httpMethod": method,
                 "path": f"/v1{path}",
                 "accountId": ACCOUNT_ID,
-                "identity": {"sourceIp": "127.0.0.1", "userArn": f"arn:aws:iam::{ACCOUNT_ID}:user/tester"},
+                "identity": {"sourceIp": "127.0.0.1", "userArn": caller},
                 "requestTimeEpoch": int(time.time() * 1000),
             },
             "body": body,
@@ -192,6 +196,7 @@ class Api:
         extra: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         context: Any = None,
+        caller: str = CALLER_ARN,
     ) -> Response:
         if isinstance(messages, str):
             messages = [{"role": "user", "content": [{"text": messages}]}]
@@ -208,6 +213,7 @@ class Api:
             headers=all_headers,
             query={"harnessArn": harness_arn(harness_id)},
             context=context,
+            caller=caller,
         )
 
     def erase(self, actor_id: str) -> Response:

@@ -27,6 +27,8 @@ from tests.mcp_proxy import time_server_over_http
 
 from .support import (
     ACCOUNT_ID,
+    APPROVER_ARN,
+    CALLER_ARN,
     REGION,
     Api,
     Response,
@@ -336,11 +338,22 @@ def test_a_transfer_above_the_threshold_waits_for_approval_which_is_audited_befo
     )
     assert bad.status == 400 and "approval" in bad.json["message"]
 
+    # The principal that started the turn cannot approve its own transfer.
+    own = api.invoke(
+        harness["harnessId"],
+        approval_answer(use["toolUseId"], "approve", "Looks fine to me"),
+        session_id=session,
+        actor_id=actor,
+    )
+    assert own.status == 403 and "second principal" in own.json["message"]
+    assert servers.bank.executed_transfers == executed
+
     resumed = api.invoke(
         harness["harnessId"],
         approval_answer(use["toolUseId"], "approve", "Verified with the customer by phone"),
         session_id=session,
         actor_id=actor,
+        caller=APPROVER_ARN,
     )
     items = resumed.items()
     ((status, content),) = tool_results(items)
@@ -352,7 +365,7 @@ def test_a_transfer_above_the_threshold_waits_for_approval_which_is_audited_befo
         aws, names, f"approvals/{harness['harnessId']}/{invocation_id}/{use['toolUseId']}.json"
     )
     assert approval["decision"] == "approved"
-    assert approval["approver"].endswith(":user/tester")
+    assert approval["approver"] == APPROVER_ARN and approval["requestedBy"] == CALLER_ARN
     assert approval["reason"] == "Verified with the customer by phone"
     assert approval["tool"] == "pay__bank__createTransfer"
     # The approval was locked away before the transfer's request reached the bank.
@@ -362,6 +375,7 @@ def test_a_transfer_above_the_threshold_waits_for_approval_which_is_audited_befo
     transfer_request = [r for r in servers.bank.api_requests() if r.path == "/transfers"][-1]
     assert min(v["LastModified"].timestamp() for v in versions) <= transfer_request.received_at + 1
     closing = audit_record(aws, names, f"invocations/{harness['harnessId']}/{invocation_id}.json")
+    assert closing["requestedBy"] == CALLER_ARN
     assert closing["approvals"] == [use["toolUseId"]]
     assert [c["tool"] for c in closing["toolCalls"]] == ["pay__bank__createTransfer"]
 
@@ -381,6 +395,7 @@ def test_a_rejected_transfer_never_runs_and_the_model_is_told_why(
         approval_answer(use["toolUseId"], "reject", "Payee is not on the customer's list"),
         session_id=session,
         actor_id=actor,
+        caller=APPROVER_ARN,
     )
     items = resumed.items()
     assert "returned an error" in text_of(items) and "Payee is not on the customer's list" in text_of(items)
