@@ -198,6 +198,11 @@ def audit_record(aws: Any, names: dict[str, str], key: str) -> dict[str, Any]:
     return record
 
 
+def one_turn(api: Api, harness: dict[str, Any], text: str) -> Response:
+    """A turn in a new session of a new actor."""
+    return api.invoke(harness["harnessId"], text, session_id=new_session_id(), actor_id=unique_name())
+
+
 def invocation_id_of(response: Response) -> str:
     invocation_id = response.header("x-amzn-invocation-id")
     assert invocation_id
@@ -206,12 +211,7 @@ def invocation_id_of(response: Response) -> str:
 
 def test_a_remote_mcp_tool_is_listed_called_and_answered(api: Api, servers: ToolServers) -> None:
     harness = api.create_harness(tools=tools(servers))
-    response = api.invoke(
-        harness["harnessId"],
-        '/tool advisor__fx_rate {"base": "EUR", "quote": "USD"}',
-        session_id=new_session_id(),
-        actor_id=unique_name(),
-    )
+    response = one_turn(api, harness, '/tool advisor__fx_rate {"base": "EUR", "quote": "USD"}')
     items = response.items()
     (use,) = tool_uses(items)
     assert use["name"] == "advisor__fx_rate"
@@ -230,12 +230,7 @@ def test_a_gateway_openapi_operation_is_called_with_the_vault_key(
 ) -> None:
     harness = api.create_harness(tools=tools(servers))
     before = len(servers.bank.api_requests())
-    response = api.invoke(
-        harness["harnessId"],
-        '/tool pay__bank__getBalance {"accountId": "acc-003"}',
-        session_id=new_session_id(),
-        actor_id=unique_name(),
-    )
+    response = one_turn(api, harness, '/tool pay__bank__getBalance {"accountId": "acc-003"}')
     items = response.items()
     (use,) = tool_uses(items)
     assert use["type"] == "server_tool_use" and use["serverName"] == "pay"
@@ -468,12 +463,7 @@ def test_a_failing_target_is_a_tool_error_not_a_failed_invocation(
 def test_an_unreachable_mcp_server_costs_only_its_own_tools(api: Api, servers: ToolServers) -> None:
     gone = {"type": "remote_mcp", "name": "gone", "config": {"remoteMcp": {"url": "http://127.0.0.1:9/mcp"}}}
     harness = api.create_harness(tools=[*tools(servers), gone])
-    response = api.invoke(
-        harness["harnessId"],
-        '/tool advisor__market_note {"topic": "rates"}',
-        session_id=new_session_id(),
-        actor_id=unique_name(),
-    )
+    response = one_turn(api, harness, '/tool advisor__market_note {"topic": "rates"}')
     ((status, _),) = tool_results(response.items())
     assert status == "success"
 
@@ -534,12 +524,7 @@ def test_a_gateway_lambda_target_is_invoked_with_the_input_and_idempotency_key(
     api: Api, servers: ToolServers
 ) -> None:
     harness = api.create_harness(tools=tools(servers))
-    response = api.invoke(
-        harness["harnessId"],
-        '/tool pay__fx__convert {"amount": 100, "to": "USD"}',
-        session_id=new_session_id(),
-        actor_id=unique_name(),
-    )
+    response = one_turn(api, harness, '/tool pay__fx__convert {"amount": 100, "to": "USD"}')
     items = response.items()
     ((status, content),) = tool_results(items)
     assert status == "success" and content == [{"json": {"amount": 108.0, "currency": "USD"}}]
@@ -548,12 +533,7 @@ def test_a_gateway_lambda_target_is_invoked_with_the_input_and_idempotency_key(
     assert event["tool"] == "convert" and event["input"] == {"amount": 100, "to": "USD"}
     assert event["idempotencyKey"] == f"{invocation_id_of(response)}:{use['toolUseId']}"
     # A function error reaches the model as its kind, never its message.
-    failed = api.invoke(
-        harness["harnessId"],
-        '/tool pay__fx__convert {"amount": 1, "to": "XXX"}',
-        session_id=new_session_id(),
-        actor_id=unique_name(),
-    )
+    failed = one_turn(api, harness, '/tool pay__fx__convert {"amount": 1, "to": "XXX"}')
     ((status, content),) = tool_results(failed.items())
     assert status == "error" and "hunter2" not in json.dumps(content)
 
@@ -561,12 +541,7 @@ def test_a_gateway_lambda_target_is_invoked_with_the_input_and_idempotency_key(
 def test_arguments_that_fail_a_server_tools_schema_never_reach_it(api: Api, servers: ToolServers) -> None:
     harness = api.create_harness(tools=tools(servers))
     calls = len(FX_CALLS)
-    response = api.invoke(
-        harness["harnessId"],
-        '/tool pay__fx__convert {"amount": "a lot", "to": "USD"}',
-        session_id=new_session_id(),
-        actor_id=unique_name(),
-    )
+    response = one_turn(api, harness, '/tool pay__fx__convert {"amount": "a lot", "to": "USD"}')
     items = response.items()
     assert "at amount" in text_of(items) and "is not of type 'number'" in text_of(items)
     assert len(FX_CALLS) == calls
@@ -597,12 +572,7 @@ def test_a_transfer_whose_answer_is_lost_is_retried_and_still_runs_once(
     # The bank makes the transfer, then answers after the target's 2 s timeout: the gateway retries
     # with the same Idempotency-Key and the bank replays the first transfer instead of a second one.
     servers.bank.delay_next(1, 3.0)
-    response = api.invoke(
-        harness["harnessId"],
-        transfer_command(7, "lost-answer"),
-        session_id=new_session_id(),
-        actor_id=unique_name(),
-    )
+    response = one_turn(api, harness, transfer_command(7, "lost-answer"))
     ((status, content),) = tool_results(response.items())
     assert status == "success" and content[0]["json"]["status"] == "executed"
     assert servers.bank.executed_transfers == executed + 1

@@ -20,9 +20,7 @@ cached per ARN for a short time. It is never logged, and errors name the ARN, ne
 from __future__ import annotations
 
 import json
-import logging
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from harness.adapters.clients import client
 from harness.providers.base import ModelRequestError, ModelUnavailableError
+from harness.quiet_logs import QuietWhile
 
 DEFAULT_TTL_SECONDS = 300.0
 _ARN = re.compile(
@@ -47,27 +46,8 @@ _DENIED = {
 }
 
 
-class _SecretResponses(logging.Filter):
-    """Drops botocore's DEBUG log of response bodies while this thread reads a secret: with DEBUG
-    logging switched on (Lambda's log-level control sets the root logger), botocore would write
-    the GetSecretValue response, key included, to the function's log."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._reading = threading.local()
-
-    def __enter__(self) -> None:
-        self._reading.active = True
-
-    def __exit__(self, *_: object) -> None:
-        self._reading.active = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(self._reading, "active", False)
-
-
-_quiet = _SecretResponses()
-logging.getLogger("botocore.parsers").addFilter(_quiet)
+# GetSecretValue responses (the key) never reach botocore's DEBUG log.
+_quiet = QuietWhile("botocore.parsers")
 
 
 def secret_name(secret_prefix: str, api_key_arn: str) -> str:

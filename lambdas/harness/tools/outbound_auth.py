@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import logging
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit, urlunsplit
 
+from harness.quiet_logs import QuietWhile
 from harness.tools.openapi import PreparedRequest
 
 if TYPE_CHECKING:
@@ -284,26 +284,8 @@ _aws_credentials: Any = None
 _aws_credentials_lock = threading.Lock()
 
 
-class _QuietSigning(logging.Filter):
-    """Drops botocore's DEBUG log of the canonical request while this thread signs: with DEBUG
-    logging on, it would write the request's headers, session token included, to the log."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._signing = threading.local()
-
-    def __enter__(self) -> None:
-        self._signing.active = True
-
-    def __exit__(self, *_: object) -> None:
-        self._signing.active = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(self._signing, "active", False)
-
-
-_quiet_signing = _QuietSigning()
-logging.getLogger("botocore.auth").addFilter(_quiet_signing)
+# The canonical request (headers, session token included) never reaches botocore's DEBUG log.
+_quiet_signing = QuietWhile("botocore.auth")
 
 
 def _process_aws_credentials() -> Any:
