@@ -25,6 +25,7 @@ from harness.errors import (
     ValidationError,
 )
 from harness.ids import Account, actor_digest, check_actor_id, harness_id_from_arn, new_invocation_id
+from harness.tools.registry import SERVER_TYPES
 
 if TYPE_CHECKING:
     from harness.adapters.harness_store import HarnessStore
@@ -42,6 +43,24 @@ LIVENESS_CHECK_SECONDS = 2.0
 # execution: it is not abandoned for lack of an execution.
 START_GRACE_SECONDS = 30.0
 EXECUTION_GONE = "The invocation stopped without finishing its stream; its execution is no longer running."
+
+
+def _foreign_servers(tools: list[dict[str, Any]] | None, harness: dict[str, Any]) -> list[FieldProblem]:
+    """Tool servers an invocation names that the harness does not: an invocation may leave out or
+    repeat the harness's remote_mcp and agentcore_gateway entries, never add or rename one (its
+    allowedTools select tools by entry name, and a server entry reaches a URL or a gateway)."""
+    own = [t for t in harness.get("tools") or [] if t.get("type") in SERVER_TYPES]
+    problems = []
+    for index, tool in enumerate(tools or []):
+        if tool.get("type") in SERVER_TYPES and tool not in own:
+            problems.append(
+                FieldProblem(
+                    f"tools[{index}]",
+                    "an invocation may use only the harness's own remote_mcp and agentcore_gateway "
+                    "entries, unchanged",
+                )
+            )
+    return problems
 
 
 def _digest(value: Any) -> str:
@@ -177,6 +196,7 @@ class Invocations:
         harness = self._harnesses.get(harness_id)
         if harness is None:
             raise ResourceNotFoundError(f"No harness {harness_id} exists.")
+        raise_problems(_foreign_servers(overrides.get("tools"), harness))
         # Before any switch of model: every model of the chain must support the visible tools.
         raise_problems(tool_support_problems(overrides, base=harness))
 
@@ -380,7 +400,9 @@ class Invocations:
                 + "; ".join(p.message for p in problems),
                 fields=problems,
             )
-        token = self._memory.take_task_token(actor_id, invocation["invocationId"], records.AWAITING_CLIENT)
+        token = self._memory.take_task_token(
+            actor_id, invocation["invocationId"], records.AWAITING_CLIENT, pending
+        )
         if token is None:
             raise ValidationError(
                 "These tool uses were already answered.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -215,7 +216,17 @@ class AgentLoop:
             tools=config.toolset.specs(),
         )
         started = self._clock()
-        reply = _Reply(emit, _tool_use_kind(config))
+        earlier = [
+            block["toolUse"]["toolUseId"]
+            for position, message in stored
+            # Earlier model calls of this turn (a retried step rewrites its own message).
+            if position.startswith(f"{turn:06d}#it#")
+            and position.endswith("#a")
+            and position != records.assistant_position(turn, iteration)
+            for block in message.get("content", [])
+            if "toolUse" in block
+        ]
+        reply = _Reply(emit, _tool_use_kind(config), set(earlier))
         emit({"messageStart": {"role": "assistant"}})
         try:
             for event in self._router.stream(
@@ -887,6 +898,13 @@ class AgentLoop:
         )
 
 
+_TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def _tool_use_kind(config: records.EffectiveConfig) -> Callable[[str], dict[str, str]]:
     def describe(name: str) -> dict[str, str]:
         entry = config.toolset.entry(name)
@@ -946,8 +964,17 @@ class _Reply:
     """The assistant message of one model call, built from the provider's events as they stream:
     each event is forwarded to the caller's stream at once."""
 
-    def __init__(self, emit: _Emitter, describe: Callable[[str], dict[str, str]] = lambda _: {}) -> None:
+    def __init__(
+        self,
+        emit: _Emitter,
+        describe: Callable[[str], dict[str, str]] = lambda _: {},
+        taken_ids: set[str] | None = None,
+    ) -> None:
         self._emit = emit
+        # Tool-use ids are unique within a turn: results, approvals and dispatch are keyed by them.
+        # A provider that repeats one (or sends one the contract does not allow) gets a fresh id.
+        self._taken = set(taken_ids or ())
+        self._renamed: dict[str, str] = {}
         # The stream's type and serverName of a tool use (server tools), by tool name.
         self._describe = describe
         self._content: list[dict[str, Any]] = []
@@ -963,14 +990,19 @@ class _Reply:
             self._content[-1]["text"] += event.text
             self._delta({"text": event.text})
         elif isinstance(event, ToolUseStart):
-            self._open_block({"toolUse": {"toolUseId": event.tool_use_id, "name": event.name, "input": {}}})
-            self._tool_inputs[event.tool_use_id] = []
+            tool_use_id = event.tool_use_id
+            if tool_use_id in self._taken or not _TOOL_USE_ID.fullmatch(tool_use_id):
+                tool_use_id = f"tooluse_{uuid.uuid4().hex[:24]}"
+            self._taken.add(tool_use_id)
+            self._renamed[event.tool_use_id] = tool_use_id
+            self._open_block({"toolUse": {"toolUseId": tool_use_id, "name": event.name, "input": {}}})
+            self._tool_inputs[tool_use_id] = []
             self._emit(
                 {
                     "contentBlockStart": {
                         "contentBlockIndex": len(self._content) - 1,
                         "start": {
-                            "toolUse": {"toolUseId": event.tool_use_id, "name": event.name}
+                            "toolUse": {"toolUseId": tool_use_id, "name": event.name}
                             | self._describe(event.name)
                         },
                     }
@@ -978,7 +1010,9 @@ class _Reply:
             )
         elif isinstance(event, ToolUseInputDelta):
             # Arguments may arrive in chunks: assemble per call id, parse once at the end.
-            self._tool_inputs[event.tool_use_id].append(event.input_json)
+            self._tool_inputs[self._renamed.get(event.tool_use_id, event.tool_use_id)].append(
+                event.input_json
+            )
             self._delta({"toolUse": {"input": event.input_json}})
         elif isinstance(event, Stop):
             self.stop_reason = event.reason
@@ -997,8 +1031,9 @@ class _Reply:
                 continue
             raw = "".join(self._tool_inputs.get(call["toolUseId"], [])) or "{}"
             try:
-                parsed = json.loads(raw)
-            except json.JSONDecodeError:
+                # NaN and Infinity are not JSON: they would slip past numeric schemas and policies.
+                parsed = json.loads(raw, parse_constant=_reject_constant)
+            except ValueError:
                 parsed = None
             if isinstance(parsed, dict):
                 call["input"] = parsed

@@ -204,3 +204,56 @@ def test_a_token_budget_stops_the_loop(api: Api, script: Any) -> None:
     items = response.items()
     assert items[-1] == {"messageStop": {"stopReason": "max_tokens"}}
     assert "maxTokens" in _text(items)
+
+
+def _tool_use_ids(items: list[dict[str, Any]]) -> list[str]:
+    return [
+        i["contentBlockStart"]["start"]["toolUse"]["toolUseId"]
+        for i in items
+        if "toolUse" in i.get("contentBlockStart", {}).get("start", {})
+    ]
+
+
+def test_a_repeated_or_invalid_tool_use_id_gets_a_fresh_one(api: Api, script: Any) -> None:
+    """Results, approvals and dispatch are keyed by toolUseId: a provider that repeats an id (in
+    one reply or from an earlier call of the turn) must not make two calls one."""
+    model = script(
+        [
+            ToolUseStart("dup", "lookup"),
+            ToolUseInputDelta("dup", '{"city": "Oslo"}'),
+            ToolUseStart("dup", "lookup"),
+            ToolUseInputDelta("dup", '{"city": "Rome"}'),
+            ToolUseStart("not a valid id!", "lookup"),
+            ToolUseInputDelta("not a valid id!", '{"city": "Bern"}'),
+            Stop("tool_use"),
+        ],
+        [ToolUseStart("dup", "lookup"), ToolUseInputDelta("dup", '{"city": "Kyiv"}'), Stop("tool_use")],
+        [TextDelta("Done."), Stop("end_turn")],
+    )
+    harness = api.create_harness(tools=[inline_tool("lookup")])
+    session, actor = new_session_id(), unique_name()
+    paused = api.invoke(harness["harnessId"], "go", session_id=session, actor_id=actor)
+    first = _tool_use_ids(paused.items())
+    assert first[0] == "dup" and len(set(first)) == 3
+    assert all(len(i) <= 64 and i.replace("_", "").replace("-", "").isalnum() for i in first)
+    answers = [{"toolResult": {"toolUseId": i, "content": [{"text": f"r{n}"}]}} for n, i in enumerate(first)]
+    again = api.invoke(
+        harness["harnessId"], [{"role": "user", "content": answers}], session_id=session, actor_id=actor
+    )
+    # The second call reused "dup": it got another id, and the first call's result stands.
+    (second,) = _tool_use_ids(again.items())
+    assert second not in first
+    inputs = [b["toolUse"]["input"] for b in model.requests[1].messages[-2]["content"] if "toolUse" in b]
+    assert inputs == [{"city": "Oslo"}, {"city": "Rome"}, {"city": "Bern"}]
+
+
+def test_nan_arguments_are_malformed_not_a_number(api: Api, script: Any) -> None:
+    script(
+        [ToolUseStart("t1", "lookup"), ToolUseInputDelta("t1", '{"amount": NaN}'), Stop("tool_use")],
+        [TextDelta("ok"), Stop("end_turn")],
+    )
+    harness = api.create_harness(tools=[inline_tool("lookup")])
+    response = api.invoke(harness["harnessId"], "go", session_id=new_session_id(), actor_id=unique_name())
+    items = response.items()
+    # No pause for the client: the call was answered with an error for the model.
+    assert items[-2] == {"messageStop": {"stopReason": "end_turn"}}

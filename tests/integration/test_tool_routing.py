@@ -578,3 +578,36 @@ def test_a_transfer_whose_answer_is_lost_is_retried_and_still_runs_once(
     assert servers.bank.executed_transfers == executed + 1
     posts = [r for r in servers.bank.api_requests() if r.path == "/transfers"][-2:]
     assert posts[0].headers["idempotency-key"] == posts[1].headers["idempotency-key"]
+
+
+def test_an_invocation_cannot_add_or_rename_a_tool_server(api: Api, servers: ToolServers) -> None:
+    harness = api.create_harness(tools=tools(servers), allowedTools=["@advisor", "@pay/bank__getBalance"])
+    executed = servers.bank.executed_transfers
+    # Renamed to a name the harness allows, the gateway would offer its transfers as advisor__*.
+    renamed = {
+        "type": "agentcore_gateway",
+        "name": "advisor",
+        "config": {"agentCoreGateway": {"gatewayArn": GATEWAY_ARN}},
+    }
+    elsewhere = {"type": "remote_mcp", "name": "advisor", "config": {"remoteMcp": {"url": servers.bank.url}}}
+    for override in ([renamed], [elsewhere]):
+        response = api.invoke(
+            harness["harnessId"],
+            transfer_command(5, "renamed").replace("pay__", "advisor__"),
+            session_id=new_session_id(),
+            actor_id=unique_name(),
+            extra={"tools": override},
+        )
+        assert response.status == 400, response.raw_body
+        assert response.json["fieldList"][0]["name"] == "tools[0]"
+    assert servers.bank.executed_transfers == executed
+    # The harness's own entries, unchanged, are a valid narrowing.
+    narrowed = api.invoke(
+        harness["harnessId"],
+        '/tool advisor__market_note {"topic": "rates"}',
+        session_id=new_session_id(),
+        actor_id=unique_name(),
+        extra={"tools": tools(servers)[:1]},
+    )
+    ((status, _),) = tool_results(narrowed.items())
+    assert status == "success"

@@ -271,16 +271,26 @@ class MemoryStore:
             raise
         return True
 
-    def take_task_token(self, actor_id: str, invocation_id: str, expected_status: str) -> str | None:
-        """Atomically move a paused invocation back to RUNNING and hand out its task token once."""
+    def take_task_token(
+        self, actor_id: str, invocation_id: str, expected_status: str, pending_tool_use_ids: list[str]
+    ) -> str | None:
+        """Atomically move a paused invocation back to RUNNING and hand out its task token once:
+        only for the pause whose pending tool uses the caller validated its answers against (a
+        delayed resend of an earlier pause's answers cannot take a later pause's token)."""
         try:
             response = self._ddb.update_item(
                 TableName=self._table,
                 Key={"actorId": {"S": actor_id}, "sk": {"S": invocation_key(invocation_id)}},
                 UpdateExpression="SET #s = :running REMOVE taskToken, pendingToolUseIds",
-                ConditionExpression="#s = :expected AND attribute_exists(taskToken)",
+                ConditionExpression=(
+                    "#s = :expected AND attribute_exists(taskToken) AND pendingToolUseIds = :p"
+                ),
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":running": {"S": "RUNNING"}, ":expected": {"S": expected_status}},
+                ExpressionAttributeValues={
+                    ":running": {"S": "RUNNING"},
+                    ":expected": {"S": expected_status},
+                    ":p": _dump(pending_tool_use_ids),
+                },
                 ReturnValues="ALL_OLD",
             )
         except ClientError as error:
