@@ -138,7 +138,7 @@ class DemoServers:
     def vault_secrets(self) -> dict[str, str]:
         """Vault entries (name under the vault prefix -> secret string) the demo's tools use."""
         return {
-            BANK_SECRET: self.bank_key,
+            f"targets/{BANK_SECRET}": self.bank_key,
             f"{ADVISOR_VAULT}/{ADVISOR_PROVIDER}": json.dumps(
                 {"apiKey": self.advisor_token, "apiBases": [advisor_url(self.advisor_port)]}
             ),

@@ -56,6 +56,8 @@ class LocalRuntime:
                 "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
+                # Tool servers on 127.0.0.1 are this machine's (on AWS, the function's sandbox).
+                "TOOL_URLS_ALLOW_LOOPBACK": "true",
             }
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)

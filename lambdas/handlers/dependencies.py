@@ -39,6 +39,7 @@ def tool_policy(account: Account) -> ToolPolicy:
         gateway_arns=frozenset(gateways().arns(account.region, account.account_id, account.partition)),
         hook_target_prefix=settings().hook_target_prefix,
         separate_approver=settings().approval_separation_of_duties,
+        allow_loopback_urls=settings().allow_loopback_tool_urls,
     )
 
 

@@ -76,6 +76,8 @@ class ToolPolicy:
     hook_target_prefix: str = ""
     # Whether an approval must come from another principal than the one that started the turn.
     separate_approver: bool = True
+    # Whether remote_mcp URLs may name 127.0.0.1 (the local runtime only: on AWS it is the sandbox).
+    allow_loopback_urls: bool = False
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,7 @@ def configuration_problems(body: dict[str, Any], policy: ToolPolicy | None = Non
     if isinstance(truncation, dict):
         problems.extend(FieldProblem(path, message) for path, message in truncate.problems(truncation))
     for index, tool in enumerate(body.get("tools") or []):
-        reason = tools.unsupported_reason(tool, policy.gateway_arns)
+        reason = tools.unsupported_reason(tool, policy.gateway_arns, policy.allow_loopback_urls)
         if reason:
             problems.append(FieldProblem(f"tools[{index}].type", reason))
         elif tool.get("type") == tools.INLINE and (problem := tools.schema_problem(tools.input_schema(tool))):

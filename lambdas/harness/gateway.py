@@ -31,6 +31,9 @@ from harness.tools.http_target import TargetPolicy
 from harness.tools.registry import SEPARATOR, url_problem
 
 TARGET_KINDS = ("openApi", "lambda", "mcp")
+#: The longest one target call may take: the tool step's 300 s timeout, minus room for its hooks
+#: and its own writes.
+CALL_BUDGET_SECONDS = 240
 _TARGET_KEYS = {
     "name",
     "description",
@@ -217,6 +220,15 @@ def _target(where: str, raw: Any, base_dir: Path | None) -> Target:
         _check_auth(raw.get("auth"))
     except ValueError as error:
         raise GatewayConfigError(f"{where}: {error}") from None
+    worst = policy.timeout_seconds * policy.max_attempts + policy.max_delay_seconds * (
+        policy.max_attempts - 1
+    )
+    if worst > CALL_BUDGET_SECONDS:
+        # Past it the tool step times out: the call's effect may have happened, its result is lost.
+        raise GatewayConfigError(
+            f"{where}: timeoutSeconds * maxAttempts plus backoff may take {worst:g} s; a call must fit "
+            f"{CALL_BUDGET_SECONDS} s"
+        )
     tools = _static_tools(where, kind, config, base_dir)
     known = set(tools)
     for policy_ in approvals:

@@ -50,6 +50,8 @@ HOOK_STOPPED = "hook_stopped"
 # prefix; the memory table, the stream and the model get its first MODEL_RESULT_CHARS characters.
 OFFLOAD_THRESHOLD_BYTES = 32 * 1024
 MODEL_RESULT_CHARS = 16_000
+# What the tool lists of one invocation may take in its memory-table item (DynamoDB: 400 KB).
+CATALOG_BYTES = 300_000
 # How long one attempt of a tool call holds its claim: the tool function's timeout.
 TOOL_CLAIM_SECONDS = 300
 LIMIT_MESSAGES = {
@@ -167,7 +169,18 @@ class AgentLoop:
         if self._dispatcher is None:
             raise LoopStateError("this function has no tool dispatcher but the harness names tool servers")
         catalog, problems = self._dispatcher.discover(config.toolset.servers)
-        items = [tool.to_item() for tools in catalog.values() for tool in tools]
+        # The list is one item of the memory table (400 KB at most): servers whose tools do not
+        # fit what is left are unavailable for this invocation, in the order the harness names them.
+        items: list[dict[str, Any]] = []
+        size = 0
+        for server, tools in catalog.items():
+            listed = [tool.to_item() for tool in tools]
+            listed_size = len(json.dumps(listed, separators=(",", ":")))
+            if size + listed_size > CATALOG_BYTES:
+                problems[server] = f"its tool list ({listed_size} bytes) is too large for one invocation"
+                continue
+            items.extend(listed)
+            size += listed_size
         self._memory.put_catalog(
             ids.actor_id,
             ids.invocation_id,

@@ -26,6 +26,8 @@ class Settings:
     gateway_config_file: str
     hook_target_prefix: str
     approval_separation_of_duties: bool
+    # Set by the local runtime only: tool servers on 127.0.0.1 are the laptop's, not the sandbox's.
+    allow_loopback_tool_urls: bool
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -45,6 +47,7 @@ class Settings:
             gateway_config_file=_code_path(env.get("GATEWAY_CONFIG_FILE", "")),
             hook_target_prefix=env.get("HOOK_TARGET_PREFIX", ""),
             approval_separation_of_duties=env.get("APPROVAL_SEPARATION_OF_DUTIES", "true") != "false",
+            allow_loopback_tool_urls=env.get("TOOL_URLS_ALLOW_LOOPBACK") == "true",
         )
 
 

@@ -48,6 +48,8 @@ def deployment() -> Iterator[Deployment]:
             "AWS_DEFAULT_REGION": REGION,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
+            # As the local runtime: the tests' tool servers listen on 127.0.0.1.
+            "TOOL_URLS_ALLOW_LOOPBACK": "true",
         }
     )
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -132,7 +132,8 @@ def servers(
     path: Path = tmp_path_factory.mktemp("gateways") / "gateways.json"
     path.write_text(json.dumps(bundle(config, REPO_ROOT)))
     prefix = deployment.environment()["VAULT_SECRET_PREFIX"]
-    aws.secretsmanager.create_secret(Name=prefix + BANK_SECRET, SecretString=bank_key)
+    # Where the README tells operators to store a gateway target's credential.
+    aws.secretsmanager.create_secret(Name=f"{prefix}targets/{BANK_SECRET}", SecretString=bank_key)
     saved = os.environ.get("GATEWAY_CONFIG_FILE")
     os.environ["GATEWAY_CONFIG_FILE"] = str(path)
     clear_caches()

@@ -214,8 +214,13 @@ def test_a_missing_key_is_a_client_error_that_names_the_arn(deployment: Deployme
     [
         ("AgentHarness/vault/", "arn:aws:secretsmanager:us-east-1:1:secret:x", "is not a token-vault"),
         ("", VAULT_ARN + "x", "no access to the token vault"),
+        (
+            "AgentHarness/vault/",
+            f"arn:aws:bedrock-agentcore:{REGION}:{ACCOUNT_ID}:token-vault/targets/apikeycredentialprovider/bank",
+            "gateway target credentials",
+        ),
     ],
-    ids=["not-a-vault-arn", "no-vault-grant"],
+    ids=["not-a-vault-arn", "no-vault-grant", "a-gateway-target-credential"],
 )
 def test_a_key_the_function_cannot_name_is_a_client_error(prefix: str, arn: str, message: str) -> None:
     with pytest.raises(ModelRequestError, match=message):

@@ -79,6 +79,10 @@ def test_gateway_arns_follow_the_contract_pattern() -> None:
             "must list the tools",
         ),
         ({"payments": {"targets": [bank_target(timeoutSeconds=-1)]}}, "timeoutSeconds"),
+        (
+            {"payments": {"targets": [bank_target(timeoutSeconds=100, maxAttempts=3)]}},
+            "a call must fit 240 s",
+        ),
         ({"payments": {"targets": [bank_target(baseUrl="https://x.example.com")]}}, "unknown key(s) baseUrl"),
         ({"payments": {"targets": [bank_target(auth={"apiKey": {}})]}}, "auth.apiKey"),
         (

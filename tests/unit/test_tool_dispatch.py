@@ -212,3 +212,22 @@ def test_approval_policies_apply_to_the_gateway_tool_they_name(
     assert reason is not None and "body.amount" in reason and "big" in reason
     assert dispatch.approval_reason(transfer, small) is None
     assert dispatch.approval_reason(tools.tools["pay__bank__getBalance"], {"accountId": "acc-001"}) is None
+
+
+def test_one_circuit_per_gateway_target_whatever_the_entry_is_called(
+    bank: DemoBank, advisor: AdvisorServer
+) -> None:
+    dispatch = dispatcher(bank, advisor)
+    first = dict(GATEWAY_TOOL)
+    second = GATEWAY_TOOL | {"name": "pay2"}
+    tools, _ = toolset(dispatch, [first, second])
+    bank.fail_next(100, status=503)
+    try:
+        for n in range(3):
+            failed = dispatch.call(tools.tools["pay__bank__listAccounts"], {}, f"inv:c{n}")
+            assert failed.is_error
+        before = len(bank.requests)
+        refused = dispatch.call(tools.tools["pay2__bank__listAccounts"], {}, "inv:c9")
+    finally:
+        bank.fail_next(0)
+    assert refused.is_error and len(bank.requests) == before  # refused without a request

@@ -257,3 +257,21 @@ def test_an_invalid_input_schema_is_a_definition_problem() -> None:
     problems = configuration_problems({"tools": [_approve({"type": "objekt"})]})
     assert [p.name for p in problems] == ["tools[0].config.inlineFunction.inputSchema"]
     assert "not a valid JSON Schema" in problems[0].message
+
+
+def test_a_deployment_refuses_loopback_urls_and_role_signed_remote_mcp() -> None:
+    local = mcp("local", "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next")
+    reason = unsupported_reason(local, allow_loopback=False)
+    assert reason is not None and "loopback" in reason
+    assert unsupported_reason(mcp("local", "https://localhost/mcp"), allow_loopback=False) is not None
+    assert unsupported_reason(local, allow_loopback=True) is None  # the local runtime's own servers
+    signed = mcp("signed")
+    signed["config"]["remoteMcp"]["outboundAuth"] = {"awsIam": {"service": "lambda"}}
+    reason = unsupported_reason(signed)
+    assert reason is not None and "awsIam" in reason
+
+
+def test_a_server_schema_that_cannot_judge_input_does_not_crash_the_check() -> None:
+    broken = [CatalogTool("docs", "search", "d", {"type": "object", "properties": {"q": {"pattern": "("}}})]
+    toolset = Toolset.for_invocation([mcp("docs")], None, None, {"docs": broken})
+    assert toolset.input_problem("docs__search", {"q": "x"}) is None

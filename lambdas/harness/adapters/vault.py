@@ -50,12 +50,22 @@ _DENIED = {
 _quiet = QuietWhile("botocore.parsers")
 
 
+# Gateway targets' credentials live under <prefix>targets/: no apiKeyArn may name them, so a
+# harness's model configuration cannot send an operator's target credential to a provider.
+TARGETS_FOLDER = "targets"
+
+
 def secret_name(secret_prefix: str, api_key_arn: str) -> str:
     """The Secrets Manager name of the credential an ``apiKeyArn`` names."""
     match = _ARN.fullmatch(api_key_arn)
     if match is None:
         raise ModelRequestError(
             f"apiKeyArn {api_key_arn} is not a token-vault API key credential provider ARN"
+        )
+    if match["vault"] == TARGETS_FOLDER:
+        raise ModelRequestError(
+            f"apiKeyArn {api_key_arn} names the vault of gateway target credentials, which models "
+            "and remote_mcp headers may not use"
         )
     return f"{secret_prefix}{match['vault']}/{match['provider']}"
 
@@ -103,7 +113,8 @@ class Vault:
         self._secrets: dict[str, tuple[float, str]] = {}
 
     def secret(self, name: str) -> str:
-        """The secret ``<prefix><name>`` (a gateway target's API key or OAuth client), cached briefly."""
+        """The secret ``<prefix>targets/<name>`` (a gateway target's API key or OAuth client),
+        cached briefly."""
         now = self._clock()
         cached = self._secrets.get(name)
         if cached is not None and cached[0] > now:
@@ -112,7 +123,9 @@ class Vault:
             raise VaultSecretError("this function has no access to the token vault (VAULT_SECRET_PREFIX)")
         try:
             with _quiet:
-                response = client("secretsmanager").get_secret_value(SecretId=self._prefix + name)
+                response = client("secretsmanager").get_secret_value(
+                    SecretId=f"{self._prefix}{TARGETS_FOLDER}/{name}"
+                )
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             raise VaultSecretError(f"vault secret {name} could not be read ({code})") from None

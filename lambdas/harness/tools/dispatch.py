@@ -24,8 +24,16 @@ from harness.providers.base import ModelCallError
 from harness.resilience import CircuitBreaker
 from harness.tools import mcp_client
 from harness.tools.http_target import TargetCaller, TargetUnavailable
-from harness.tools.outbound_auth import SecretLookup, SigV4Auth, as_httpx_auth, auth_from_config
-from harness.tools.registry import GATEWAY, REMOTE_MCP, SEPARATOR, Catalog, CatalogTool, ToolEntry
+from harness.tools.outbound_auth import SecretLookup, as_httpx_auth, auth_from_config
+from harness.tools.registry import (
+    GATEWAY,
+    REMOTE_MCP,
+    SEPARATOR,
+    Catalog,
+    CatalogTool,
+    ToolEntry,
+    schema_problem,
+)
 
 logger = logging.getLogger(__name__)
 # The MCP SDK's HTTP client logs each request's full URL at INFO; a URL may carry a credential.
@@ -107,7 +115,11 @@ class ToolDispatcher:
                 )
             except (mcp_client.McpError, ValueError) as error:
                 raise _ListingFailed(f"the MCP server of {name} could not be listed: {error}") from None
-            return [CatalogTool(name, t.name, t.description, t.input_schema) for t in remote]
+            return [
+                CatalogTool(name, t.name, t.description, t.input_schema)
+                for t in remote
+                if _usable_schema(name, t.name, t.input_schema)
+            ]
         gateway = self._gateway(server)
         tools: list[CatalogTool] = []
         for target in gateway.targets.values():
@@ -125,7 +137,11 @@ class ToolDispatcher:
                         extra={"gateway": gateway.name, "target": target.name, "problem": str(error)},
                     )
                     continue
-                offered = [(t.name, t.description, t.input_schema) for t in remote]
+                offered = [
+                    (t.name, t.description, t.input_schema)
+                    for t in remote
+                    if _usable_schema(name, t.name, t.input_schema)
+                ]
             else:
                 offered = [(t.name, t.description, t.input_schema) for t in target.tools.values()]
             tools.extend(
@@ -161,7 +177,12 @@ class ToolDispatcher:
 
     def _call_remote_mcp(self, entry: ToolEntry, arguments: dict[str, Any], key: str) -> CallResult:
         config = entry.definition["config"]["remoteMcp"]
-        circuit = "mcp:" + hashlib.sha256(config["url"].encode()).hexdigest()[:16]
+        auth = self._remote_mcp_auth(config)
+        configured = config.get("headers") or {}
+        secrets = [value for name, value in auth["headers"].items() if value != configured.get(name)]
+        # One circuit per server and credential: one harness's bad key must not pause another's calls.
+        fingerprint = json.dumps([config["url"], sorted(auth["headers"].items())])
+        circuit = "mcp:" + hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
         if not self._mcp_breaker.allow(circuit):
             return _error(
                 f"Tool {entry.name} failed: its MCP server is failing; calls are paused for a while."
@@ -173,13 +194,14 @@ class ToolDispatcher:
                 arguments,
                 timeout=REMOTE_MCP_TIMEOUT_SECONDS,
                 meta={"idempotencyKey": key},
-                **self._remote_mcp_auth(config),
+                **auth,
             )
         except (mcp_client.McpError, ValueError) as error:
             self._mcp_breaker.failed(circuit)
-            return _error(f"Tool {entry.name} failed: {error}")
+            return _error(_redacted(f"Tool {entry.name} failed: {error}", secrets))
         self._mcp_breaker.succeeded(circuit)
-        return CallResult(outcome.content, outcome.is_error)
+        # A server that echoes the credential back must not put it in front of the model.
+        return CallResult(_redacted(outcome.content, secrets), outcome.is_error)
 
     def _call_gateway(self, entry: ToolEntry, arguments: dict[str, Any], key: str) -> CallResult:
         gateway = self._gateway(entry.definition)
@@ -188,7 +210,7 @@ class ToolDispatcher:
             return _error(f"Tool {entry.name} is no longer offered by gateway {gateway.name}.")
         target, tool = split
         if target.kind == "openApi":
-            return self._call_openapi(entry, target, tool, arguments, key)
+            return self._call_openapi(entry, gateway.id, target, tool, arguments, key)
         if target.kind == "lambda":
             return self._call_lambda(entry, target, tool, arguments, key)
         try:
@@ -205,7 +227,13 @@ class ToolDispatcher:
         return CallResult(outcome.content, outcome.is_error)
 
     def _call_openapi(
-        self, entry: ToolEntry, target: Target, tool: str, arguments: dict[str, Any], key: str
+        self,
+        entry: ToolEntry,
+        gateway_id: str,
+        target: Target,
+        tool: str,
+        arguments: dict[str, Any],
+        key: str,
     ) -> CallResult:
         from harness.tools import openapi
 
@@ -215,7 +243,8 @@ class ToolDispatcher:
         try:
             request = openapi.prepare(target.url, gateway_tool.operation, arguments)
             auth = auth_from_config(target.auth, self._secrets)
-            outcome = self._caller.call(f"{entry.server}/{target.name}", request, target.policy, auth, key)
+            # One circuit and one rate limit per gateway target, whatever a harness calls the entry.
+            outcome = self._caller.call(f"{gateway_id}/{target.name}", request, target.policy, auth, key)
         except TargetUnavailable as error:
             return _error(f"Tool {entry.name} failed: {error}")
         except ValueError as error:
@@ -248,7 +277,7 @@ class ToolDispatcher:
     # -- credentials ---------------------------------------------------------------------------------
 
     def _remote_mcp_auth(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Headers (token-vault ARNs replaced by their keys) and the SigV4 signer, if configured."""
+        """Headers, token-vault ARNs replaced by their keys."""
         url = config["url"]
         headers = {}
         for name, value in (config.get("headers") or {}).items():
@@ -261,12 +290,7 @@ class ToolDispatcher:
                 headers[name] = match["prefix"] + self._api_key(match["arn"], url)
             except ModelCallError as error:
                 raise _ListingFailed(f"header {name}: {error}") from None
-        outbound = config.get("outboundAuth") or {}
-        auth = None
-        if "awsIam" in outbound:
-            iam = outbound["awsIam"]
-            auth = as_httpx_auth(SigV4Auth(iam["service"], iam.get("region") or _region()))
-        return {"headers": headers, "auth": auth}
+        return {"headers": headers}
 
     def _target_httpx_auth(self, target: Target) -> Any:
         auth = auth_from_config(target.auth, self._secrets)
@@ -284,10 +308,27 @@ class _ListingFailed(Exception):
     pass
 
 
-def _region() -> str:
-    import boto3
+def _usable_schema(server: str, tool: str, schema: Any) -> bool:
+    """A server tool whose inputSchema is not valid JSON Schema is left out (and logged): the
+    model could not be told how to call it, nor its calls checked."""
+    problem = schema_problem(schema) if isinstance(schema, dict) else "inputSchema is not an object"
+    if problem:
+        logger.warning("tool left out", extra={"server": server, "tool": tool, "problem": problem})
+    return problem is None
 
-    return boto3.session.Session().region_name or "us-east-1"
+
+def _redacted(value: Any, secrets: list[str]) -> Any:
+    """``value`` (text or Converse blocks) with every secret string replaced."""
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret:
+                value = value.replace(secret, "[redacted]")
+        return value
+    if isinstance(value, list):
+        return [_redacted(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v, secrets) for k, v in value.items()}
+    return value
 
 
 def _invoke_lambda(function_arn: str, payload: dict[str, Any], timeout: float) -> tuple[Any, str | None]:

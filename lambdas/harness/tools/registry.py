@@ -49,12 +49,16 @@ def model_tool_name(server: str, tool: str) -> str:
     return f"{name[: _MODEL_NAME_LIMIT - 9]}_{digest}"
 
 
-def url_problem(url: str) -> str | None:
-    """Tool servers are reached over TLS; plain HTTP only on the loopback interface (local runs)."""
+def url_problem(url: str, allow_loopback: bool = True) -> str | None:
+    """Tool servers are reached over TLS; plain HTTP only on the loopback interface, where that is
+    allowed (the local runtime, and operators' gateway targets)."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "is not a valid URL"
+    if parts.hostname in _LOOPBACK_HOSTS and not allow_loopback:
+        # On AWS the loopback interface is the function's own sandbox (the Lambda Runtime API).
+        return "may not name the loopback interface in this deployment"
     if parts.scheme == "https" and parts.hostname:
         return None
     if parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS:
@@ -62,9 +66,12 @@ def url_problem(url: str) -> str | None:
     return "must be an https:// URL (http:// is accepted only for 127.0.0.1 or localhost)"
 
 
-def unsupported_reason(tool: dict[str, Any], gateways: Collection[str] | None = None) -> str | None:
+def unsupported_reason(
+    tool: dict[str, Any], gateways: Collection[str] | None = None, allow_loopback: bool = True
+) -> str | None:
     """Why this deployment cannot run ``tool`` as configured, or None. ``gateways`` are the gateway
-    ARNs this deployment configures (None: do not check gateway ARNs)."""
+    ARNs this deployment configures (None: do not check gateway ARNs); ``allow_loopback`` whether
+    a remote_mcp URL may name 127.0.0.1 (only the local runtime allows it)."""
     tool_type = tool.get("type")
     if tool_type not in _ROUTES:
         return f"tool type {tool_type} is not supported by this deployment"
@@ -79,9 +86,15 @@ def unsupported_reason(tool: dict[str, Any], gateways: Collection[str] | None = 
     if config is None:
         return f"{tool_type} tools need config.{member}"
     if tool_type == REMOTE_MCP:
-        problem = url_problem(config.get("url", ""))
+        problem = url_problem(config.get("url", ""), allow_loopback)
         if problem:
             return f"config.remoteMcp.url {problem}"
+        if "awsIam" in (config.get("outboundAuth") or {}):
+            # The functions' role would sign for whatever host and service a harness names.
+            return (
+                "config.remoteMcp.outboundAuth.awsIam is not supported: SigV4 is signed with this "
+                "deployment's role, so it is offered only by gateway targets operators configure"
+            )
     if tool_type == GATEWAY and gateways is not None and config.get("gatewayArn") not in gateways:
         known = ", ".join(sorted(gateways)) or "none"
         return f"config.agentCoreGateway.gatewayArn names no gateway of this deployment (configured: {known})"
@@ -115,10 +128,11 @@ def schema_problem(schema: dict[str, Any]) -> str | None:
 def arguments_problem(name: str, schema: dict[str, Any], tool_input: dict[str, Any]) -> str | None:
     """Why a call's arguments do not match the tool's inputSchema (naming the field), or None."""
     try:
-        validator = _validator(schema)
-    except Exception:  # a server's unusable schema must not block its tool
+        errors = sorted(_validator(schema).iter_errors(tool_input), key=lambda e: list(e.absolute_path))
+    except Exception:
+        # A tool server's unusable schema (a bad pattern, a $ref nowhere) cannot judge the input:
+        # the server validates it itself.
         return None
-    errors = sorted(validator.iter_errors(tool_input), key=lambda e: list(e.absolute_path))
     if not errors:
         return None
     first = errors[0]
