@@ -327,6 +327,8 @@ class AgentLoop:
                 invocation["expiresAt"],
             )
 
+        if phase == 1:
+            self._check_client_results(ids, invocation, config, calls, answered, emit, deadline)
         for call in calls:
             if call["toolUseId"] in answered:
                 continue
@@ -379,6 +381,38 @@ class AgentLoop:
             "awaitClient": bool(client),
             "phase": phase,
         }
+
+    def _check_client_results(
+        self,
+        ids: Ids,
+        invocation: dict[str, Any],
+        config: records.EffectiveConfig,
+        calls: list[dict[str, Any]],
+        answered: dict[str, dict[str, Any]],
+        emit: _Emitter,
+        deadline: float | None,
+    ) -> None:
+        """afterToolCall hooks for the results the client posted (inline functions), as for the
+        server's: a deny withholds the result from the model. Each result is checked once."""
+        specs = [spec for spec in hook_specs(config.hooks) if spec.hook_type == "afterToolCall"]
+        if not specs:
+            return
+        for call in calls:
+            result = answered.get(call["toolUseId"])
+            if result is None or "afterToolCall" in result or config.toolset.route(call["name"]) != CLIENT:
+                continue
+            tool_result = {"status": result.get("status", "success"), "content": result["content"]}
+            payload = self._hook_payload(ids, "afterToolCall", tool_use=call, tool_result=tool_result)
+            outcomes = self._hooks.run(specs, "afterToolCall", payload, deadline)
+            for outcome in outcomes:
+                emit(outcome.stream_event())
+            checked = result | {"afterToolCall": "checked"}
+            withheld = denied(outcomes)
+            if withheld is not None:
+                text = f"Hook {withheld.name} withheld this result: {withheld.reason}"
+                checked |= {"status": "error", "content": [{"text": text}]}
+            self._memory.put_tool_result(ids.actor_id, ids.invocation_id, checked, invocation["expiresAt"])
+            answered[call["toolUseId"]] = checked
 
     def _audit_approval(
         self,

@@ -24,6 +24,8 @@ from .support import (
     inline_tool,
     new_session_id,
     states_entered,
+    tool_result_message,
+    tool_use_id_of,
     unique_name,
     wait_for_execution,
 )
@@ -239,3 +241,32 @@ def test_hook_targets_outside_the_deployment_prefix_are_rejected(api: Api) -> No
     body = response.json
     assert body["fieldList"][0]["name"] == "hooks[0].beforeToolCall.target.lambda.arn"
     assert PREFIX in body["fieldList"][0]["message"]
+
+
+def test_an_after_tool_call_hook_checks_client_results_too(api: Api, hooks: HookFunctions) -> None:
+    def dlp(event: dict[str, Any], _: Any) -> dict[str, Any]:
+        text = json.dumps(event["toolResult"]["content"])
+        if "IBAN" in text:
+            return {"decision": "deny", "reason": "contains an account number"}
+        return {"decision": "allow"}
+
+    arn = hooks.function(dlp)
+    harness = api.create_harness(
+        tools=[inline_tool("lookup")], hooks=[lambda_hook("afterToolCall", "dlp", arn)]
+    )
+    session, actor = new_session_id(), unique_name()
+    paused = api.invoke(
+        harness["harnessId"], '/tool lookup {"city": "Oslo"}', session_id=session, actor_id=actor
+    )
+    tool_use_id = tool_use_id_of(paused.items())
+    resumed = api.invoke(
+        harness["harnessId"],
+        tool_result_message(tool_use_id, "IBAN DE89370400440532013000"),
+        session_id=session,
+        actor_id=actor,
+    )
+    items = resumed.items()
+    (event,) = hook_events(items)
+    assert event["type"] == "after_tool_call" and event["decision"] == "deny"
+    text = text_of(items)
+    assert "withheld this result" in text and "DE8937" not in text
