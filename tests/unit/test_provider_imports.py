@@ -1,5 +1,5 @@
-"""A Lambda cold start pays only for the provider SDK it calls: provider modules import their
-SDK on first use, and the model-call handler imports none."""
+"""A Lambda cold start pays only for the SDK it calls: provider modules import their SDK on first
+use, the tool modules the MCP SDK and jsonschema, and no loop handler imports any of them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
-SDKS = ("openai", "google.genai", "litellm")
+SDKS = ("openai", "google.genai", "litellm", "mcp", "httpx2", "jsonschema")
 
 
 @pytest.mark.parametrize(
@@ -20,7 +20,9 @@ SDKS = ("openai", "google.genai", "litellm")
         "harness.providers.gemini",
         "harness.providers.litellm",
         "harness.providers.registry",
+        "harness.tools.dispatch",
         "handlers.loop",
+        "handlers.tools",
     ],
 )
 def test_importing_a_provider_or_the_model_call_handler_imports_no_sdk(module: str) -> None:
