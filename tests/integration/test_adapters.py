@@ -115,15 +115,18 @@ def test_end_turn_of_a_stale_invocation_does_not_release_the_current_one(memory:
 def test_take_task_token_hands_the_token_out_exactly_once(memory: MemoryStore) -> None:
     actor, session = unique_name(), new_session_id()
     invocation, _ = _begin(memory, actor, session, "h-1")
-    assert memory.take_task_token(actor, invocation, "AWAITING_CLIENT") is None  # not paused yet
+    pending = ["t1", "t2"]
+    assert memory.take_task_token(actor, invocation, "AWAITING_CLIENT", pending) is None  # not paused yet
     assert memory.update_invocation(
-        actor, invocation, status="AWAITING_CLIENT", task_token="token-1", pending_tool_use_ids=["t1", "t2"]
+        actor, invocation, status="AWAITING_CLIENT", task_token="token-1", pending_tool_use_ids=pending
     )
     assert memory.get_invocation(actor, invocation)["pendingToolUseIds"] == ["t1", "t2"]  # type: ignore[index]
     assert "taskToken" not in memory.get_invocation(actor, invocation)  # type: ignore[operator]
 
-    assert memory.take_task_token(actor, invocation, "AWAITING_CLIENT") == "token-1"
-    assert memory.take_task_token(actor, invocation, "AWAITING_CLIENT") is None
+    # Answers checked against another pause's pending calls do not get this pause's token.
+    assert memory.take_task_token(actor, invocation, "AWAITING_CLIENT", ["t0"]) is None
+    assert memory.take_task_token(actor, invocation, "AWAITING_CLIENT", pending) == "token-1"
+    assert memory.take_task_token(actor, invocation, "AWAITING_CLIENT", pending) is None
     stored = memory.get_invocation(actor, invocation)
     assert stored is not None
     assert stored["status"] == "RUNNING"
@@ -135,10 +138,12 @@ def test_take_task_token_is_atomic_under_concurrent_resumes(memory: MemoryStore)
 
     actor, session = unique_name(), new_session_id()
     invocation, _ = _begin(memory, actor, session, "h-1")
-    memory.update_invocation(actor, invocation, status="AWAITING_CLIENT", task_token="only-once")
+    memory.update_invocation(
+        actor, invocation, status="AWAITING_CLIENT", task_token="only-once", pending_tool_use_ids=["t1"]
+    )
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(
-            pool.map(lambda _: memory.take_task_token(actor, invocation, "AWAITING_CLIENT"), range(8))
+            pool.map(lambda _: memory.take_task_token(actor, invocation, "AWAITING_CLIENT", ["t1"]), range(8))
         )
     assert results.count("only-once") == 1
     assert results.count(None) == 7
