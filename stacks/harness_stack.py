@@ -60,9 +60,10 @@ class HarnessStack(Stack):
             key=self.encryption.key,
             log_retention_days=settings.log_retention_days,
         )
-        self.agent_loop.grant_control(self.functions.api)
+        for function in self.functions.api_functions:
+            self.agent_loop.grant_control(function)
         self.agent_loop.grant_stop(self.functions.erasure)
-        for function in (self.functions.api, self.functions.erasure):
+        for function in (*self.functions.api_functions, self.functions.erasure):
             function.add_environment("STATE_MACHINE_ARN", self.agent_loop.state_machine.state_machine_arn)
         self.api = Api(
             self,
@@ -70,6 +71,7 @@ class HarnessStack(Stack):
             settings=settings,
             key=self.encryption.key,
             api_function=self.functions.api,
+            invoke_function=self.functions.invoke_stream,
             erasure_function=self.functions.erasure,
         )
         self.monitoring = Monitoring(

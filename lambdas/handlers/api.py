@@ -104,22 +104,6 @@ def _encoder(accept: str | None) -> tuple[str, Any]:
     return eventstream.CONTENT_TYPE, eventstream.encode_stream_item
 
 
-@app.post("/harnesses/invoke")
-def invoke_harness() -> Response[bytes]:
-    stream = _open_stream(app.current_event, app.lambda_context)
-    content_type, encode = _encoder(app.current_event.headers.get("accept"))
-    deadline = time.monotonic() + max(
-        1.0, (app.lambda_context.get_remaining_time_in_millis() - RESPONSE_MARGIN_MS) / 1000
-    )
-    body = b"".join(encode(item) for item in stream.events(deadline=deadline))
-    return Response(
-        status_code=200,
-        content_type=content_type,
-        body=body,
-        headers={"x-amzn-invocation-id": stream.invocation_id},
-    )
-
-
 register_error_handlers(app)
 
 
@@ -130,8 +114,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def stream_invoke(event: dict[str, Any], context: Any) -> tuple[int, dict[str, str], Iterator[bytes]]:
-    """InvokeHarness for a server that can stream (the local runtime): events are sent as the
-    loop writes them instead of being buffered into one response."""
+    """InvokeHarness, streamed: events are sent as the loop writes them instead of being buffered
+    into one response (on AWS through handlers.streaming_runtime; locally by the runtime's server)."""
     from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
     proxy_event = APIGatewayProxyEvent(event)
@@ -145,10 +129,14 @@ def stream_invoke(event: dict[str, Any], context: Any) -> tuple[int, dict[str, s
         status, headers, body = known.to_response()
         return status, headers | {"Content-Type": "application/json"}, iter([json.dumps(body).encode()])
     content_type, encode = _encoder(proxy_event.headers.get("accept"))
+    # The stream ends (partial_turn) before the function's time does; the loop goes on.
+    deadline = time.monotonic() + max(
+        1.0, (context.get_remaining_time_in_millis() - RESPONSE_MARGIN_MS) / 1000
+    )
     return (
         200,
         {"Content-Type": content_type, "x-amzn-invocation-id": stream.invocation_id},
-        (encode(item) for item in stream.events()),
+        (encode(item) for item in stream.events(deadline=deadline)),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -104,6 +104,7 @@ class Api(Construct):
         settings: HarnessSettings,
         key: kms.IKey,
         api_function: lambda_.IFunction,
+        invoke_function: lambda_.IFunction,
         erasure_function: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -161,12 +162,21 @@ class Api(Construct):
 
         api = apigw.LambdaIntegration(api_function, proxy=True, allow_test_invoke=False)
         erasure = apigw.LambdaIntegration(erasure_function, proxy=True, allow_test_invoke=False)
+        # InvokeHarness streams: API Gateway passes the function's response on as it arrives
+        # (InvokeWithResponseStream), for up to 15 minutes instead of 29 seconds.
+        streamed = apigw.LambdaIntegration(
+            invoke_function,
+            proxy=True,
+            allow_test_invoke=False,
+            response_transfer_mode=apigw.ResponseTransferMode.STREAM,
+            timeout=Duration.minutes(15),
+        )
 
         harnesses = self.rest_api.root.add_resource("harnesses")
         self._method(harnesses, "POST", api, CREATE_HARNESS)
         self._method(harnesses, "GET", api)
         invoke = harnesses.add_resource("invoke")
-        self._method(invoke, "POST", api, INVOKE_HARNESS)
+        self._method(invoke, "POST", streamed, INVOKE_HARNESS)
         harness = harnesses.add_resource("{harnessId}")
         self._method(harness, "GET", api)
         self._method(harness, "PATCH", api, UPDATE_HARNESS)

@@ -62,6 +62,15 @@ API = FunctionSpec(
     "Harness API: Create/Get/List/Update/Delete harness, ListHarnessVersions, InvokeHarness",
     Duration.seconds(29),  # API Gateway's integration timeout
 )
+INVOKE_STREAM = FunctionSpec(
+    "InvokeStreamFunction",
+    # Never called: the exec wrapper starts handlers.streaming_runtime, which streams the response.
+    "handlers.streaming_runtime.handler",
+    "Harness API: InvokeHarness, streamed to the caller as the loop writes events",
+    Duration.minutes(15),  # the longest an API Gateway response stream may last
+)
+#: Started by Lambda in place of the managed runtime's bootstrap (see handlers/streaming_runtime.py).
+STREAMING_EXEC_WRAPPER = "/var/task/exec_wrappers/streaming-bootstrap"
 LOAD_CONTEXT = FunctionSpec(
     "LoadContextFunction",
     "handlers.loop.load_context",
@@ -155,15 +164,20 @@ class Functions(Construct):
         )
 
         self.api = self._function(API)
-        # CreateHarness/UpdateHarness accept only hook targets the loop's grants cover.
-        self.api.add_environment("HOOK_TARGET_PREFIX", settings.hook_target_prefix)
-        # Approvals arrive through the API: it enforces that a second principal gives them.
-        self.api.add_environment(
-            "APPROVAL_SEPARATION_OF_DUTIES", "true" if settings.approval_separation_of_duties else "false"
-        )
         self._use_harness_table(self.api, write=True)
-        self._use_memory_table(self.api)
-        encryption.grant_encrypt_decrypt(self.api)
+        #: InvokeHarness, streamed: the same API code under a runtime loop that streams responses.
+        self.invoke_stream = self._function(INVOKE_STREAM)
+        self.invoke_stream.add_environment("AWS_LAMBDA_EXEC_WRAPPER", STREAMING_EXEC_WRAPPER)
+        self._use_harness_table(self.invoke_stream, write=False)
+        for function in (self.api, self.invoke_stream):
+            # CreateHarness/UpdateHarness and invocation overrides accept only hook targets the
+            # loop's grants cover; approvals arrive through InvokeHarness, from a second principal.
+            function.add_environment("HOOK_TARGET_PREFIX", settings.hook_target_prefix)
+            function.add_environment(
+                "APPROVAL_SEPARATION_OF_DUTIES", "true" if settings.approval_separation_of_duties else "false"
+            )
+            self._use_memory_table(function)
+            encryption.grant_encrypt_decrypt(function)
 
         #: The loop's steps by construct id; the ASL refers to each as ``${<id>Arn}``.
         self.loop_steps: dict[str, lambda_.Function] = {}
@@ -191,8 +205,13 @@ class Functions(Construct):
         encryption.grant_encrypt_decrypt(self.erasure)
 
     @property
+    def api_functions(self) -> list[lambda_.Function]:
+        """The functions behind the API's harness routes (they start and resume the loop)."""
+        return [self.api, self.invoke_stream]
+
+    @property
     def all(self) -> list[lambda_.Function]:
-        return [self.api, *self.loop_steps.values(), self.erasure]
+        return [*self.api_functions, *self.loop_steps.values(), self.erasure]
 
     # --- what a function may use; each grant comes with the name of what it grants ------------
 

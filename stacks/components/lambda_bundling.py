@@ -243,6 +243,9 @@ class LocalBundler:
         _copy_service_models(out)
         for name, content in self._generated.items():
             (out / name).write_bytes(content)
+        # Lambda executes these (AWS_LAMBDA_EXEC_WRAPPER); a checkout may have lost the mode bits.
+        for executable in (out / "exec_wrappers").glob("*"):
+            executable.chmod(0o755)
         return True
 
 

@@ -12,7 +12,7 @@ from .synthesis import Synthesized
 ROUTES = {
     ("POST", "/harnesses"): "ApiFunction",
     ("GET", "/harnesses"): "ApiFunction",
-    ("POST", "/harnesses/invoke"): "ApiFunction",
+    ("POST", "/harnesses/invoke"): "InvokeStreamFunction",
     ("GET", "/harnesses/{harnessId}"): "ApiFunction",
     ("PATCH", "/harnesses/{harnessId}"): "ApiFunction",
     ("DELETE", "/harnesses/{harnessId}"): "ApiFunction",
@@ -221,3 +221,15 @@ def test_allowed_callers_from_context_are_the_only_principals_that_may_invoke(
 def test_the_account_wide_logging_role_is_optional(synthesized: Synthesized, overridden: Synthesized) -> None:
     assert len(synthesized.of_type("AWS::ApiGateway::Account")) == 1
     assert overridden.of_type("AWS::ApiGateway::Account") == {}
+
+
+def test_invoke_harness_is_streamed_for_up_to_fifteen_minutes(synthesized: Synthesized) -> None:
+    methods = _methods(synthesized)
+    streamed = methods[("POST", "/harnesses/invoke")]["Integration"]
+    assert streamed["ResponseTransferMode"] == "STREAM"
+    assert streamed["TimeoutInMillis"] == 15 * 60 * 1000
+    # API Gateway calls InvokeWithResponseStream, which hands chunks on as the function sends them.
+    assert streamed["Uri"]["Fn::Join"][1][-1] == "/response-streaming-invocations"
+    for route, method in methods.items():
+        if route != ("POST", "/harnesses/invoke"):
+            assert method["Integration"].get("ResponseTransferMode", "BUFFERED") == "BUFFERED", route

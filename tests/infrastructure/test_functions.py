@@ -19,6 +19,7 @@ from .synthesis import Synthesized
 
 HANDLERS = {
     "ApiFunction": ("handlers.api.handler", 29),
+    "InvokeStreamFunction": ("handlers.streaming_runtime.handler", 900),
     "LoadContextFunction": ("handlers.loop.load_context", 60),
     "CallModelFunction": ("handlers.loop.call_model", 300),
     "AuthorizeToolCallsFunction": ("handlers.loop.authorize_tool_calls", 60),
@@ -30,6 +31,7 @@ HANDLERS = {
 }
 AUDITORS = {"AuthorizeToolCallsFunction", "FinalizeFunction", "RecordFailureFunction", "ErasureFunction"}
 #: Which function gets which resource name: exactly those granted access to it.
+API_FUNCTIONS = {"ApiFunction", "InvokeStreamFunction"}
 NAMED_RESOURCES = {
     "HARNESS_TABLE_NAME": set(HANDLERS) - {"ErasureFunction"},
     "MEMORY_TABLE_NAME": set(HANDLERS),
@@ -37,11 +39,12 @@ NAMED_RESOURCES = {
     "AUDIT_BUCKET_NAME": AUDITORS,
     "AUDIT_MAC_KEY_ID": AUDITORS,
     "VAULT_SECRET_PREFIX": {"CallModelFunction", "LoadContextFunction", "RunToolFunction"},
-    "STATE_MACHINE_ARN": {"ApiFunction", "ErasureFunction"},
-    "APPROVAL_SEPARATION_OF_DUTIES": {"ApiFunction"},
+    "STATE_MACHINE_ARN": {*API_FUNCTIONS, "ErasureFunction"},
+    "APPROVAL_SEPARATION_OF_DUTIES": API_FUNCTIONS,
+    "AWS_LAMBDA_EXEC_WRAPPER": {"InvokeStreamFunction"},
     # The naming scope of hook targets: the API checks it, the hook-running steps are granted it.
     "HOOK_TARGET_PREFIX": {
-        "ApiFunction",
+        *API_FUNCTIONS,
         "LoadContextFunction",
         "AuthorizeToolCallsFunction",
         "RunToolFunction",
@@ -204,3 +207,14 @@ def test_every_handler_the_template_names_exists(synthesized: Synthesized) -> No
         module_name, attribute = function["Handler"].rsplit(".", 1)
         module = importlib.import_module(module_name)
         assert callable(getattr(module, attribute, None)), (name, function["Handler"])
+
+
+def test_the_streaming_function_starts_its_own_runtime_loop(synthesized: Synthesized) -> None:
+    function = _functions(synthesized)["InvokeStreamFunction"]
+    wrapper = function["Environment"]["Variables"]["AWS_LAMBDA_EXEC_WRAPPER"]
+    assert wrapper == "/var/task/exec_wrappers/streaming-bootstrap"
+    asset = json.loads((synthesized.outdir / f"{STACK_ID}.assets.json").read_text())
+    source = asset["files"][function["Code"]["S3Key"].removesuffix(".zip")]["source"]["path"]
+    script = synthesized.outdir / source / wrapper.removeprefix("/var/task/")
+    assert os.access(script, os.X_OK), "Lambda executes the wrapper: it must keep its mode bits"
+    assert "python3 -m handlers.streaming_runtime" in script.read_text()

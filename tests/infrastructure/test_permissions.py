@@ -32,7 +32,7 @@ LOOP_STEPS = (
     "FinalizeFunction",
     "RecordFailureFunction",
 )
-FUNCTIONS = ("ApiFunction", *LOOP_STEPS, "ErasureFunction")
+FUNCTIONS = ("ApiFunction", "InvokeStreamFunction", *LOOP_STEPS, "ErasureFunction")
 EXECUTIONS = "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:<Fn::Select>:*"
 VAULT = "arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:AgentHarness/vault/*"
 
@@ -145,6 +145,20 @@ def test_every_function_writes_only_to_its_own_log_group(synthesized: Synthesize
                 ("s3:PutObject", "AuditBucket/*"),
                 ("secretsmanager:GetSecretValue", "*"),
                 ("states:StopExecution", EXECUTIONS),
+            },
+        ),
+        (
+            "InvokeStreamFunction",
+            {
+                ("dynamodb:GetItem", "HarnessTable"),
+                ("dynamodb:PutItem", "MemoryTable"),
+                ("states:StartExecution", "AgentLoop"),
+                ("states:SendTaskSuccess", "AgentLoop"),
+            },
+            {
+                ("dynamodb:PutItem", "HarnessTable"),
+                ("s3:PutObject", "AuditBucket/*"),
+                ("secretsmanager:GetSecretValue", "*"),
             },
         ),
         (

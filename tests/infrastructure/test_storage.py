@@ -159,7 +159,7 @@ def test_every_log_group_is_encrypted_and_kept_for_the_configured_days(
 ) -> None:
     for configuration, days in ((synthesized, 365), (overridden, 731)):
         log_groups = configuration.of_type("AWS::Logs::LogGroup")
-        assert len(log_groups) == 11  # 9 functions, the state machine, API access logs
+        assert len(log_groups) == 12  # 10 functions, the state machine, API access logs
         for log_group in log_groups.values():
             assert log_group["Properties"]["KmsKeyId"] == KEY_ARN
             assert log_group["Properties"]["RetentionInDays"] == days
@@ -171,4 +171,4 @@ def test_the_stack_creates_no_secrets_and_no_helper_functions(synthesized: Synth
     types = {resource["Type"] for resource in synthesized.resources.values()}
     assert "AWS::SecretsManager::Secret" not in types
     assert not any(t.startswith("Custom::") or t == "AWS::CloudFormation::CustomResource" for t in types)
-    assert len(synthesized.of_type("AWS::Lambda::Function")) == 9
+    assert len(synthesized.of_type("AWS::Lambda::Function")) == 10

@@ -122,7 +122,9 @@ class Api:
         found = self.deployment.route_for(method, path)
         if found is None:
             # API Gateway would answer itself; the API function's own not-found handler is what we test.
-            resource, params, function = path, {}, self.invoke_function()["logical_id"]
+            api_route = self.deployment.route_for("POST", "/harnesses")
+            assert api_route is not None
+            resource, params, function = path, {}, api_route[0].function_logical_id
         else:
             route, params = found
             resource, function = route.path, route.function_logical_id
@@ -159,7 +161,13 @@ class Api:
         event, function_logical_id = self.event(method, path, **kwargs)
         function = self.deployment.functions[function_logical_id]
         module_name, _, attribute = function["handler"].rpartition(".")
-        handler = getattr(importlib.import_module(module_name), attribute)
+        module = importlib.import_module(module_name)
+        # A route API Gateway streams (InvokeHarness) is served as the local runtime serves it.
+        streaming = getattr(module, "STREAMING_ROUTES", {}).get((method, event["resource"]))
+        if streaming is not None:
+            status, streamed_headers, chunks = streaming(event, context or context_for(function))
+            return Response(int(status), dict(streamed_headers), b"".join(chunks), False)
+        handler = getattr(module, attribute)
         result = handler(event, context or context_for(function))
         headers = dict(result.get("headers") or {})
         for name, values in (result.get("multiValueHeaders") or {}).items():
@@ -170,7 +178,7 @@ class Api:
         return Response(int(result["statusCode"]), headers, raw, is_base64)
 
     def invoke_function(self) -> dict[str, Any]:
-        """The function behind InvokeHarness (and the other harness routes), from the template."""
+        """The function behind InvokeHarness (it streams), from the template."""
         found = self.deployment.route_for("POST", "/harnesses/invoke")
         assert found is not None
         logical_id = found[0].function_logical_id

@@ -25,14 +25,15 @@ def _text(items: list[dict[str, Any]]) -> str:
     )
 
 
-def test_a_plain_turn_is_one_base64_eventstream_body(api: Api) -> None:
+def test_a_plain_turn_is_one_streamed_eventstream_body(api: Api) -> None:
     harness = api.create_harness()
     response = api.invoke(
         harness["harnessId"], "hello there", session_id=new_session_id(), actor_id=unique_name()
     )
 
     assert response.status == 200
-    assert response.is_base64 is True
+    # Streamed (API Gateway response streaming): raw bytes, not a base64 proxy body.
+    assert response.is_base64 is False
     assert response.header("content-type") == eventstream.CONTENT_TYPE
     invocation_id = response.header("x-amzn-invocation-id")
     assert invocation_id and len(invocation_id) == 36
