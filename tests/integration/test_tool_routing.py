@@ -612,3 +612,34 @@ def test_an_invocation_cannot_add_or_rename_a_tool_server(api: Api, servers: Too
     )
     ((status, _),) = tool_results(narrowed.items())
     assert status == "success"
+
+
+def test_a_tool_list_too_large_for_the_invocation_costs_only_that_server(
+    api: Api, aws: Any, names: dict[str, str], servers: ToolServers
+) -> None:
+    import mcp_types as types
+    from mcp.server.lowlevel import Server
+    from mcp.server.lowlevel.server import ServerRequestContext
+
+    from local_runtime.demo_mcp import BackgroundMcpServer
+
+    # 400 tools with 1 KB descriptions: more than one invocation's tool list may hold.
+    listed = [
+        types.Tool(name=f"tool_{n}", description="d" * 1000, input_schema={"type": "object"})
+        for n in range(400)
+    ]
+
+    async def on_list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=listed)
+
+    app = Server("big", on_list_tools=on_list_tools).streamable_http_app()
+    with BackgroundMcpServer(app).start() as big:
+        entry = {"type": "remote_mcp", "name": "big", "config": {"remoteMcp": {"url": big.url}}}
+        harness = api.create_harness(tools=[*tools(servers), entry])
+        response = one_turn(api, harness, '/tool advisor__market_note {"topic": "rates"}')
+    ((status, _),) = tool_results(response.items())
+    assert status == "success"
+    record = audit_record(aws, names, f"invocations/{harness['harnessId']}/{invocation_id_of(response)}.json")
+    assert record["unavailableToolServers"] == ["big"]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from mcp.server.mcpserver import Context
 
 from harness.gateway import Gateways, gateway_arn
 from harness.providers.base import ModelRequestError
@@ -231,3 +232,66 @@ def test_one_circuit_per_gateway_target_whatever_the_entry_is_called(
     finally:
         bank.fail_next(0)
     assert refused.is_error and len(bank.requests) == before  # refused without a request
+
+
+def _server(name: str) -> Any:
+    """An MCPServer built without touching the test process's logging (its constructor would)."""
+    import logging
+
+    from mcp.server.mcpserver import MCPServer
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    server = MCPServer(name, log_level="WARNING")
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    return server
+
+
+def test_a_credential_the_server_echoes_is_redacted_from_the_result(
+    bank: DemoBank, advisor: AdvisorServer
+) -> None:
+    from local_runtime.demo_mcp import BackgroundMcpServer
+
+    echo = _server("echo")
+
+    @echo.tool(description="Says what the caller sent", structured_output=False)
+    def whoami(ctx: Context) -> str:
+        return f"you sent {(ctx.headers or {}).get('authorization')}"
+
+    with BackgroundMcpServer(echo.streamable_http_app(host="127.0.0.1")).start() as server:
+        dispatch = dispatcher(bank, advisor, keys={TOKEN_ARN: TOKEN})
+        tools, problems = toolset(dispatch, [remote(server.url, {"Authorization": f"Bearer {TOKEN_ARN}"})])
+        assert problems == {}
+        result = dispatch.call(tools.tools["advisor__whoami"], {}, "inv:e1")
+    assert result.content == [{"text": "you sent [redacted]"}]
+    assert TOKEN not in json.dumps(result.content)
+
+
+def _listing_server(tools: list[Any]) -> Any:
+    """A low-level SDK server that lists ``tools`` (and answers no calls)."""
+    import mcp_types as types
+    from mcp.server.lowlevel import Server
+    from mcp.server.lowlevel.server import ServerRequestContext
+
+    async def on_list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=tools)
+
+    return Server("listing", on_list_tools=on_list_tools).streamable_http_app()
+
+
+def test_server_tools_with_unusable_schemas_are_left_out(bank: DemoBank, advisor: AdvisorServer) -> None:
+    import mcp_types as types
+
+    from local_runtime.demo_mcp import BackgroundMcpServer
+
+    listed = [
+        types.Tool(name="good", description="fine", input_schema={"type": "object"}),
+        types.Tool(name="bad", description="broken", input_schema={"type": "object", "minLength": "3"}),
+    ]
+    with BackgroundMcpServer(_listing_server(listed)).start() as server:
+        tools, problems = toolset(dispatcher(bank, advisor), [remote(server.url)])
+    assert problems == {}
+    assert "advisor__good" in tools.tools and "advisor__bad" not in tools.tools
