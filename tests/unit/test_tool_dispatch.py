@@ -295,3 +295,42 @@ def test_server_tools_with_unusable_schemas_are_left_out(bank: DemoBank, advisor
         tools, problems = toolset(dispatcher(bank, advisor), [remote(server.url)])
     assert problems == {}
     assert "advisor__good" in tools.tools and "advisor__bad" not in tools.tools
+
+
+def test_a_gateway_mcp_targets_credential_echoed_back_is_redacted() -> None:
+    from local_runtime.demo_mcp import BackgroundMcpServer
+
+    echo = _server("echo")
+
+    @echo.tool(description="Says what the caller sent", structured_output=False)
+    def whoami(ctx: Context) -> str:
+        return f"you sent {(ctx.headers or {}).get('authorization')}"
+
+    with BackgroundMcpServer(echo.streamable_http_app(host="127.0.0.1")).start() as server:
+        config = {
+            "payments": {
+                "targets": [
+                    {
+                        "name": "echo",
+                        "mcp": {"url": server.url},
+                        "auth": {
+                            "apiKey": {
+                                "secret": "echo",
+                                "parameterName": "Authorization",
+                                "prefix": "Bearer ",
+                            }
+                        },
+                    }
+                ]
+            }
+        }
+        dispatch = ToolDispatcher(
+            Gateways.parse(config, REPO_ROOT),
+            secrets={"echo": TOKEN}.__getitem__,
+            api_key=lambda arn, url: "",
+            invoke_lambda=LambdaStub({}),
+        )
+        tools, problems = toolset(dispatch, [GATEWAY_TOOL])
+        assert problems == {}
+        result = dispatch.call(tools.tools["pay__echo__whoami"], {}, "inv:g1")
+    assert result.content == [{"text": "you sent Bearer [redacted]"}]

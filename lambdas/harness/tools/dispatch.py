@@ -24,7 +24,8 @@ from harness.providers.base import ModelCallError
 from harness.resilience import CircuitBreaker
 from harness.tools import mcp_client
 from harness.tools.http_target import TargetCaller, TargetUnavailable
-from harness.tools.outbound_auth import SecretLookup, as_httpx_auth, auth_from_config
+from harness.tools.openapi import PreparedRequest
+from harness.tools.outbound_auth import OutboundAuthError, SecretLookup, as_httpx_auth, auth_from_config
 from harness.tools.registry import (
     GATEWAY,
     REMOTE_MCP,
@@ -130,7 +131,7 @@ class ToolDispatcher:
                         timeout=min(DISCOVERY_TIMEOUT_SECONDS, target.policy.timeout_seconds),
                         auth=self._target_httpx_auth(target),
                     )
-                except (mcp_client.McpError, ValueError) as error:
+                except (mcp_client.McpError, ValueError, OutboundAuthError) as error:
                     # The other targets of the gateway still offer their tools.
                     logger.warning(
                         "gateway target unavailable",
@@ -214,17 +215,24 @@ class ToolDispatcher:
         if target.kind == "lambda":
             return self._call_lambda(entry, target, tool, arguments, key)
         try:
+            auth = auth_from_config(target.auth, self._secrets)
+            # What the credential puts into a request, to redact if the server echoes it back.
+            secrets = (
+                list(auth.secrets_in(auth.apply(PreparedRequest("POST", target.url, {}, None))))
+                if auth
+                else []
+            )
             outcome = mcp_client.call_tool(
                 target.url,
                 tool,
                 arguments,
                 timeout=target.policy.timeout_seconds,
-                auth=self._target_httpx_auth(target),
+                auth=as_httpx_auth(auth) if auth is not None else None,
                 meta={"idempotencyKey": key},
             )
-        except (mcp_client.McpError, ValueError) as error:
+        except (mcp_client.McpError, ValueError, OutboundAuthError) as error:
             return _error(f"Tool {entry.name} failed: {error}")
-        return CallResult(outcome.content, outcome.is_error)
+        return CallResult(_redacted(outcome.content, secrets), outcome.is_error)
 
     def _call_openapi(
         self,
