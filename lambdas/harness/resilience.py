@@ -86,6 +86,9 @@ class _Bucket:
     burst: int
 
 
+_TOKEN_EPSILON = 1e-9
+
+
 class RateLimiter:
     """A token bucket per key: ``burst`` requests at once, then ``rate_per_second`` on average.
 
@@ -127,8 +130,10 @@ class RateLimiter:
             with self._lock:
                 now = self._clock()
                 bucket = self._bucket(key, now, rate, size)
-                if bucket.tokens >= 1.0:
-                    bucket.tokens -= 1.0
+                # A bucket a rounding error short of a token has one: waiting for the last
+                # 1e-16 of it could sleep for less than the clock's resolution, forever.
+                if bucket.tokens >= 1.0 - _TOKEN_EPSILON:
+                    bucket.tokens = max(0.0, bucket.tokens - 1.0)
                     return True
                 wait = (1.0 - bucket.tokens) / rate
             # Give up at once rather than sleep through a wait that cannot end in time.

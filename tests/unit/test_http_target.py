@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from harness.resilience import CircuitBreaker
-from harness.tools import outbound_auth
 from harness.tools.http_target import (
     MAX_RESPONSE_BYTES,
     HttpOutcome,
@@ -25,14 +24,8 @@ from harness.tools.http_target import (
 from harness.tools.openapi import PreparedRequest, operations, prepare
 from harness.tools.outbound_auth import ApiKeyAuth, OAuth2ClientCredentials, SigV4Auth
 from local_runtime.demo_bank import DemoBank, openapi_document, serve
+from tests.unit.bank_target import API_KEY, CLIENT_ID, CLIENT_SECRET, Clock, lookup
 
-API_KEY = "sk-live-API-KEY-0123456789"
-CLIENT_ID = "harness-client"
-CLIENT_SECRET = "CLIENT-SECRET-abcdef123456"
-SECRETS = {
-    "bank/api-key": API_KEY,
-    "bank/oauth-client": json.dumps({"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET}),
-}
 OPERATIONS = {op.tool_name: op for op in operations(openapi_document())}
 TRANSFER = {
     "fromAccount": "acc-001",
@@ -44,37 +37,7 @@ TRANSFER = {
 FAST = TargetPolicy(timeout_seconds=2.0, base_delay_seconds=0.01, max_delay_seconds=0.05)
 
 
-def lookup(name: str) -> str:
-    return SECRETS[name]
-
-
 API_KEY_AUTH = ApiKeyAuth("bank/api-key", "header", "X-Api-Key", secrets=lookup)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture(autouse=True)
-def fresh_token_cache() -> Iterator[None]:
-    outbound_auth.clear_token_cache()
-    yield
-    outbound_auth.clear_token_cache()
-
-
-@pytest.fixture
-def bank() -> Iterator[DemoBank]:
-    with serve(api_key=API_KEY, client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as running:
-        yield running
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import logging
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -15,7 +14,6 @@ import httpx2
 import pytest
 from botocore.credentials import Credentials
 
-from harness.tools import outbound_auth
 from harness.tools.openapi import PreparedRequest, operations, prepare
 from harness.tools.outbound_auth import (
     ApiKeyAuth,
@@ -26,18 +24,10 @@ from harness.tools.outbound_auth import (
     auth_from_config,
 )
 from local_runtime.demo_bank import DemoBank, openapi_document, serve
+from tests.unit.bank_target import API_KEY, CLIENT_ID, CLIENT_SECRET, lookup
 
-API_KEY = "sk-live-API-KEY-0123456789"
-CLIENT_ID = "harness-client"
-CLIENT_SECRET = "CLIENT-SECRET-abcdef123456"
-OAUTH_SECRET = json.dumps({"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET})
 SESSION_TOKEN = "SESSION-TOKEN-zyxw9876"
-SECRETS = {"bank/api-key": API_KEY, "bank/oauth-client": OAUTH_SECRET}
 SECRET_VALUES = (API_KEY, CLIENT_SECRET, SESSION_TOKEN)
-
-
-def lookup(name: str) -> str:
-    return SECRETS[name]
 
 
 OPERATIONS = {op.tool_name: op for op in operations(openapi_document())}
@@ -61,19 +51,6 @@ def send(request: PreparedRequest) -> tuple[int, Any]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-@pytest.fixture(autouse=True)
-def fresh_token_cache() -> Iterator[None]:
-    outbound_auth.clear_token_cache()
-    yield
-    outbound_auth.clear_token_cache()
-
-
-@pytest.fixture
-def bank() -> Iterator[DemoBank]:
-    with serve(api_key=API_KEY, client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as running:
-        yield running
 
 
 def accounts_request(bank: DemoBank) -> PreparedRequest:

@@ -9,22 +9,7 @@ import pytest
 from harness import resilience
 from harness.providers import router
 from harness.resilience import CircuitBreaker, RateLimiter, backoff_delays
-
-
-class Clock:
-    """A clock that moves only when told to, or when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
+from tests.unit.bank_target import Clock
 
 # -- circuit breaker ----------------------------------------------------------------------------------
 
