@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from harness import records, truncation
 from harness.errors import HarnessError, ResourceNotFoundError
-from harness.hooks import HookRunner, denied, hook_specs
+from harness.hooks import HookRunner, HookSpec, denied, hook_specs
 from harness.ids import actor_digest
 from harness.providers.base import (
     ModelCallError,
@@ -35,14 +35,14 @@ from harness.providers.base import (
 )
 from harness.providers.registry import VaultLookup, member, provider_for
 from harness.providers.router import Router, Switch, context_window_tokens
-from harness.tools.registry import CLIENT, SERVER_TYPES, ToolEntry
+from harness.tools.registry import CLIENT, REMOTE_MCP, SERVER_TYPES, ToolEntry
 
 if TYPE_CHECKING:
     from harness.adapters.artifact_store import ArtifactStore
     from harness.adapters.audit_log import AuditLog
     from harness.adapters.harness_store import HarnessStore
     from harness.adapters.memory_store import MemoryStore
-    from harness.tools.dispatch import CallResult, ToolDispatcher
+    from harness.tools.dispatch import ToolDispatcher
 
 TOOL_NOT_AVAILABLE = "Tool {name} is not available to this invocation; the call was refused and recorded."
 HOOK_STOPPED = "hook_stopped"
@@ -278,12 +278,7 @@ class AgentLoop:
             expires,
         )
         for tool_use_id, problem in malformed.items():
-            self._memory.put_tool_result(
-                ids.actor_id,
-                ids.invocation_id,
-                {"toolUseId": tool_use_id, "status": "error", "content": [{"text": problem}]},
-                expires,
-            )
+            self._answer_with_error(ids, invocation, tool_use_id, problem)
         return {
             "iteration": iteration + 1,
             "totalTokens": int(loop["totalTokens"]) + usage.input_tokens + usage.output_tokens,
@@ -319,16 +314,8 @@ class AgentLoop:
         client: list[str] = []
         approvals: list[str] = []
 
-        def refuse(call: dict[str, Any], message: str) -> None:
-            self._memory.put_tool_result(
-                ids.actor_id,
-                ids.invocation_id,
-                {"toolUseId": call["toolUseId"], "status": "error", "content": [{"text": message}]},
-                invocation["expiresAt"],
-            )
-
         if phase == 1:
-            self._check_client_results(ids, invocation, config, calls, answered, emit, deadline)
+            self._check_client_results(ids, invocation, config, specs, calls, answered, emit, deadline)
         for call in calls:
             if call["toolUseId"] in answered:
                 continue
@@ -340,7 +327,7 @@ class AgentLoop:
             problem = config.toolset.input_problem(call["name"], call["input"])
             if problem:
                 # Arguments that fail the tool's schema go back to the model; the target never sees them.
-                refuse(call, problem)
+                self._answer_with_error(ids, invocation, call["toolUseId"], problem)
                 continue
             decision = decisions.get(call["toolUseId"])
             if decision is not None:
@@ -348,8 +335,10 @@ class AgentLoop:
                 if decision["approved"]:
                     server.append(call["toolUseId"])
                 else:
-                    refuse(
-                        call,
+                    self._answer_with_error(
+                        ids,
+                        invocation,
+                        call["toolUseId"],
                         f"A person rejected this call of {call['name']}: {decision['reason']}. "
                         "Do not retry it without new instructions.",
                     )
@@ -361,7 +350,8 @@ class AgentLoop:
                 emit(outcome.stream_event())
             refusal = denied(outcomes)
             if refusal is not None:
-                refuse(call, f"Hook {refusal.name} denied this call of {call['name']}: {refusal.reason}")
+                message = f"Hook {refusal.name} denied this call of {call['name']}: {refusal.reason}"
+                self._answer_with_error(ids, invocation, call["toolUseId"], message)
                 continue
             if config.toolset.route(call["name"]) == CLIENT:
                 client.append(call["toolUseId"])
@@ -382,11 +372,24 @@ class AgentLoop:
             "phase": phase,
         }
 
+    def _answer_with_error(
+        self, ids: Ids, invocation: dict[str, Any], tool_use_id: str, message: str
+    ) -> None:
+        """Answer a tool call the harness does not run (malformed, refused, rejected) with an
+        error for the model."""
+        self._memory.put_tool_result(
+            ids.actor_id,
+            ids.invocation_id,
+            {"toolUseId": tool_use_id, "status": "error", "content": [{"text": message}]},
+            invocation["expiresAt"],
+        )
+
     def _check_client_results(
         self,
         ids: Ids,
         invocation: dict[str, Any],
         config: records.EffectiveConfig,
+        specs: list[HookSpec],
         calls: list[dict[str, Any]],
         answered: dict[str, dict[str, Any]],
         emit: _Emitter,
@@ -394,8 +397,7 @@ class AgentLoop:
     ) -> None:
         """afterToolCall hooks for the results the client posted (inline functions), as for the
         server's: a deny withholds the result from the model. Each result is checked once."""
-        specs = [spec for spec in hook_specs(config.hooks) if spec.hook_type == "afterToolCall"]
-        if not specs:
+        if not any(spec.hook_type == "afterToolCall" for spec in specs):
             return
         for call in calls:
             result = answered.get(call["toolUseId"])
@@ -545,10 +547,10 @@ class AgentLoop:
                     "status": "error",
                     "content": [{"text": f"Hook {withheld.name} withheld this result: {withheld.reason}"}],
                 }
-        result = self._offload_if_large(ids, result, outcome)
+        result = self._offload_if_large(ids, result)
         return self._memory.put_first_tool_result(ids.actor_id, ids.invocation_id, result, expires)
 
-    def _offload_if_large(self, ids: Ids, result: dict[str, Any], outcome: CallResult) -> dict[str, Any]:
+    def _offload_if_large(self, ids: Ids, result: dict[str, Any]) -> dict[str, Any]:
         """Keep a large result whole under the actor's prefix in the artifact bucket (KMS) and give
         the model its beginning, with a marker saying what was cut."""
         whole = json.dumps(result["content"], separators=(",", ":"), ensure_ascii=False)
@@ -957,7 +959,7 @@ def _tool_use_kind(config: records.EffectiveConfig) -> Callable[[str], dict[str,
         entry = config.toolset.entry(name)
         if entry is None or entry.server is None:
             return {}
-        kind = "mcp_tool_use" if entry.tool_type == "remote_mcp" else "server_tool_use"
+        kind = "mcp_tool_use" if entry.tool_type == REMOTE_MCP else "server_tool_use"
         return {"type": kind, "serverName": entry.server}
 
     return describe
@@ -976,6 +978,12 @@ def _approval_request(tool_use_id: str, reason: str) -> dict[str, Any]:
     }
 
 
+def _prompt_budget(model: dict[str, Any]) -> int:
+    """The tokens a request to ``model`` may take: its context window less room for the reply."""
+    _, config = member(model)
+    return context_window_tokens(model) - int(config.get("maxTokens") or truncation.DEFAULT_REPLY_TOKENS)
+
+
 def _summary_fit(
     request: ModelRequest,
 ) -> Callable[[list[dict[str, Any]], dict[str, Any]], list[dict[str, Any]]]:
@@ -983,9 +991,7 @@ def _summary_fit(
     overhead = truncation.estimate_tokens(request.system)
 
     def fit(messages: list[dict[str, Any]], model: dict[str, Any]) -> list[dict[str, Any]]:
-        _, config = member(model)
-        reply = int(config.get("maxTokens") or truncation.DEFAULT_REPLY_TOKENS)
-        return truncation.fit_summarization_request(messages, context_window_tokens(model) - reply, overhead)
+        return truncation.fit_summarization_request(messages, _prompt_budget(model), overhead)
 
     return fit
 
@@ -1000,9 +1006,7 @@ def _window_fit(
     )
 
     def fit(messages: list[dict[str, Any]], model: dict[str, Any]) -> list[dict[str, Any]]:
-        _, config = member(model)
-        reply = int(config.get("maxTokens") or truncation.DEFAULT_REPLY_TOKENS)
-        return truncation.fit(messages, context_window_tokens(model) - reply, overhead)
+        return truncation.fit(messages, _prompt_budget(model), overhead)
 
     return fit
 

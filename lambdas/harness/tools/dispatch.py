@@ -13,11 +13,13 @@ import concurrent.futures
 import hashlib
 import json
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from harness.adapters.clients import client
 from harness.approvals import approval_reason
 from harness.gateway import Gateway, Gateways, Target
 from harness.providers.base import ModelCallError
@@ -112,7 +114,7 @@ class ToolDispatcher:
             config = server["config"]["remoteMcp"]
             try:
                 remote = mcp_client.list_tools(
-                    config["url"], timeout=DISCOVERY_TIMEOUT_SECONDS, **self._remote_mcp_auth(config)
+                    config["url"], timeout=DISCOVERY_TIMEOUT_SECONDS, headers=self._remote_mcp_headers(config)
                 )
             except (mcp_client.McpError, ValueError) as error:
                 raise _ListingFailed(f"the MCP server of {name} could not be listed: {error}") from None
@@ -178,11 +180,11 @@ class ToolDispatcher:
 
     def _call_remote_mcp(self, entry: ToolEntry, arguments: dict[str, Any], key: str) -> CallResult:
         config = entry.definition["config"]["remoteMcp"]
-        auth = self._remote_mcp_auth(config)
+        headers = self._remote_mcp_headers(config)
         configured = config.get("headers") or {}
-        secrets = [value for name, value in auth["headers"].items() if value != configured.get(name)]
+        secrets = [value for name, value in headers.items() if value != configured.get(name)]
         # One circuit per server and credential: one harness's bad key must not pause another's calls.
-        fingerprint = json.dumps([config["url"], sorted(auth["headers"].items())])
+        fingerprint = json.dumps([config["url"], sorted(headers.items())])
         circuit = "mcp:" + hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
         if not self._mcp_breaker.allow(circuit):
             return _error(
@@ -195,7 +197,7 @@ class ToolDispatcher:
                 arguments,
                 timeout=REMOTE_MCP_TIMEOUT_SECONDS,
                 meta={"idempotencyKey": key},
-                **auth,
+                headers=headers,
             )
         except (mcp_client.McpError, ValueError) as error:
             self._mcp_breaker.failed(circuit)
@@ -284,7 +286,7 @@ class ToolDispatcher:
 
     # -- credentials ---------------------------------------------------------------------------------
 
-    def _remote_mcp_auth(self, config: dict[str, Any]) -> dict[str, Any]:
+    def _remote_mcp_headers(self, config: dict[str, Any]) -> dict[str, str]:
         """Headers, token-vault ARNs replaced by their keys."""
         url = config["url"]
         headers = {}
@@ -298,7 +300,7 @@ class ToolDispatcher:
                 headers[name] = match["prefix"] + self._api_key(match["arn"], url)
             except ModelCallError as error:
                 raise _ListingFailed(f"header {name}: {error}") from None
-        return {"headers": headers}
+        return headers
 
     def _target_httpx_auth(self, target: Target) -> Any:
         auth = auth_from_config(target.auth, self._secrets)
@@ -340,15 +342,8 @@ def _redacted(value: Any, secrets: list[str]) -> Any:
 
 
 def _invoke_lambda(function_arn: str, payload: dict[str, Any], timeout: float) -> tuple[Any, str | None]:
-    import boto3
-    from botocore.config import Config
-
-    lambda_client = boto3.client(
-        "lambda",
-        config=Config(
-            read_timeout=timeout, connect_timeout=5, retries={"mode": "standard", "max_attempts": 2}
-        ),
-    )
+    # The shared client for this timeout (one per process), as the hooks' Lambda targets use.
+    lambda_client = client("lambda", read_timeout=math.ceil(timeout), total_max_attempts=2)
     response = lambda_client.invoke(
         FunctionName=function_arn, InvocationType="RequestResponse", Payload=json.dumps(payload).encode()
     )
