@@ -313,3 +313,69 @@ def test_an_unexpected_exception_on_invoke_is_a_500_without_internals(
     response = api.invoke(harness["harnessId"], "hello", session_id=new_session_id())
     _assert_error(response, 500, "InternalServerException")
     assert "hunter2" not in response.raw_body.decode()
+
+
+ACCOUNT = "123456789012"
+
+
+@pytest.mark.parametrize(
+    ("tool", "message"),
+    [
+        (
+            {
+                "type": "agentcore_gateway",
+                "name": "pay",
+                "config": {
+                    "agentCoreGateway": {
+                        "gatewayArn": f"arn:aws:bedrock-agentcore:us-east-1:{ACCOUNT}:gateway/nowhere-0123456789"
+                    }
+                },
+            },
+            "names no gateway of this deployment",
+        ),
+        (
+            {
+                "type": "remote_mcp",
+                "name": "docs",
+                "config": {
+                    "remoteMcp": {
+                        "url": "https://mcp.example.com/mcp",
+                        "outboundAuth": {"awsIam": {"service": "lambda"}},
+                    }
+                },
+            },
+            "awsIam is not supported",
+        ),
+        (
+            {
+                "type": "remote_mcp",
+                "name": "docs",
+                "config": {"remoteMcp": {"url": "http://mcp.example.com/mcp"}},
+            },
+            "must be an https:// URL",
+        ),
+        (
+            {
+                "type": "remote_mcp",
+                "name": "my__docs",
+                "config": {"remoteMcp": {"url": "https://mcp.example.com"}},
+            },
+            "may not contain '__'",
+        ),
+    ],
+    ids=["unknown-gateway", "role-signed-mcp", "plain-http", "separator-in-name"],
+)
+def test_a_tool_server_this_deployment_cannot_use_is_rejected_and_nothing_is_stored(
+    api: Api, tool: dict[str, Any], message: str
+) -> None:
+    name = unique_name()
+    response = api.call(
+        "POST", "/harnesses", body={"harnessName": name, "executionRoleArn": ROLE_ARN, "tools": [tool]}
+    )
+    body = _assert_error(response, 400, "ValidationException")
+    assert _fields(body) == ["tools[0].type"]
+    assert message in body["fieldList"][0]["message"]
+    # Nothing was stored: the name is still free.
+    assert (
+        api.call("POST", "/harnesses", body={"harnessName": name, "executionRoleArn": ROLE_ARN}).status == 201
+    )
