@@ -315,7 +315,7 @@ def test_an_unexpected_exception_on_invoke_is_a_500_without_internals(
     assert "hunter2" not in response.raw_body.decode()
 
 
-ACCOUNT = "123456789012"
+UNKNOWN_GATEWAY = "arn:aws:bedrock-agentcore:us-east-1:123456789012:gateway/nowhere-0123456789"
 
 
 @pytest.mark.parametrize(
@@ -325,11 +325,7 @@ ACCOUNT = "123456789012"
             {
                 "type": "agentcore_gateway",
                 "name": "pay",
-                "config": {
-                    "agentCoreGateway": {
-                        "gatewayArn": f"arn:aws:bedrock-agentcore:us-east-1:{ACCOUNT}:gateway/nowhere-0123456789"
-                    }
-                },
+                "config": {"agentCoreGateway": {"gatewayArn": UNKNOWN_GATEWAY}},
             },
             "names no gateway of this deployment",
         ),
