@@ -275,3 +275,32 @@ def test_a_server_schema_that_cannot_judge_input_does_not_crash_the_check() -> N
     broken = [CatalogTool("docs", "search", "d", {"type": "object", "properties": {"q": {"pattern": "("}}})]
     toolset = Toolset.for_invocation([mcp("docs")], None, None, {"docs": broken})
     assert toolset.input_problem("docs__search", {"q": "x"}) is None
+
+
+def _hook(kind: str, name: str, target: dict[str, Any]) -> dict[str, Any]:
+    return {kind: {"name": name, "target": target}}
+
+
+def test_hook_targets_must_be_in_the_deployments_naming_scope_and_hook_names_unique() -> None:
+    from harness.definitions import ToolPolicy
+
+    policy = ToolPolicy(hook_target_prefix="harness-hook-")
+    ok = [
+        _hook(
+            "beforeToolCall",
+            "guard",
+            {"lambda": {"arn": "arn:aws:lambda:eu-west-1:1:function:harness-hook-guard"}},
+        ),
+        _hook("afterInvocation", "notify", {"sns": {"arn": "arn:aws:sns:eu-west-1:1:harness-hook-topic"}}),
+        _hook(
+            "afterToolCall",
+            "bus",
+            {"eventBridge": {"arn": "arn:aws:events:eu-west-1:1:event-bus/harness-hook-b"}},
+        ),
+    ]
+    assert configuration_problems({"hooks": ok}, policy) == []
+    outside = [_hook("beforeToolCall", "guard", {"sns": {"arn": "arn:aws:sns:eu-west-1:1:payments"}})]
+    (problem,) = configuration_problems({"hooks": outside}, policy)
+    assert problem.name == "hooks[0].beforeToolCall.target.sns.arn" and "harness-hook-*" in problem.message
+    twice = [ok[0], _hook("afterToolCall", "guard", ok[0]["beforeToolCall"]["target"])]
+    assert [p.name for p in configuration_problems({"hooks": twice}, policy)] == ["hooks"]
