@@ -157,9 +157,6 @@ class Gateways:
         """Gateway ARN -> gateway name, as this deployment publishes them."""
         return {gateway_arn(g.name, region, account, partition): g.name for g in self.by_id.values()}
 
-    def accepts(self, arn: str) -> bool:
-        return self.by_arn(arn) is not None
-
 
 def bundle(config: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     """The configuration the functions read: checked, with each ``schemaPath`` replaced by the

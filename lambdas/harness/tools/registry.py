@@ -141,10 +141,6 @@ def arguments_problem(name: str, schema: dict[str, Any], tool_input: dict[str, A
     return f"The input for tool {name} does not match its schema at {field}: {first.message}{more}"
 
 
-def input_problem(tool: dict[str, Any], tool_input: dict[str, Any]) -> str | None:
-    return arguments_problem(tool["name"], input_schema(tool), tool_input)
-
-
 @dataclass(frozen=True)
 class CatalogTool:
     """A tool a server entry offered when the invocation started (its list is kept for the
