@@ -69,6 +69,9 @@ class ApprovalPolicy:
     when: Condition
     reason: str
 
+    def applies_to(self, tool_name: str) -> bool:
+        return fnmatch.fnmatchcase(tool_name, self.tool)
+
 
 @dataclass(frozen=True)
 class ApprovalDecision:
@@ -180,7 +183,7 @@ def _grouped(description: str) -> str:
 def approval_reason(policies: list[ApprovalPolicy], tool_name: str, tool_input: dict[str, Any]) -> str | None:
     """Why calling ``tool_name`` with ``tool_input`` needs approval (first matching policy), or None."""
     for policy in policies:
-        if not fnmatch.fnmatchcase(tool_name, policy.tool):
+        if not policy.applies_to(tool_name):
             continue
         if isinstance(policy.when, Always):
             return f"{tool_name} requires approval ({policy.reason})"

@@ -229,15 +229,9 @@ def _target(where: str, raw: Any, base_dir: Path | None) -> Target:
     tools = _static_tools(where, kind, config, base_dir)
     known = set(tools)
     for policy_ in approvals:
-        if kind != "mcp" and not any(_matches(policy_, tool) for tool in known):
+        if kind != "mcp" and not any(policy_.applies_to(tool) for tool in known):
             raise GatewayConfigError(f"{where}: approval policy for {policy_.tool!r} matches no tool")
     return Target(name, kind, config, raw.get("auth"), policy, approvals, tools)
-
-
-def _matches(policy: ApprovalPolicy, tool: str) -> bool:
-    import fnmatch
-
-    return fnmatch.fnmatchcase(tool, policy.tool)
 
 
 def _check_auth(auth: Any) -> None:
