@@ -9,8 +9,8 @@ from typing import Any
 
 
 def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no insignificant white space, UTF-8: equal values give equal bytes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Sorted keys, no insignificant white space, ASCII escapes (as sealed records have always been): equal values give equal bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 def digest(value: Any) -> str:
