@@ -9,7 +9,8 @@ from typing import Any
 
 
 def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no insignificant white space, ASCII escapes (as sealed records have always been): equal values give equal bytes."""
+    """Sorted keys, no insignificant white space, ASCII escapes (as records were always sealed):
+    equal values give equal bytes."""
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
