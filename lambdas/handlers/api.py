@@ -13,20 +13,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from handlers import dependencies
 from handlers.http import account_of, json_response, parse_json_body, register_error_handlers
 from handlers.observability import logger, tracer
+from harness import contract
 from harness.errors import HarnessError, InternalError
 from harness.invocations import InvocationStream
 from harness.wire import eventstream, sse
 
 app = APIGatewayRestResolver()
 
-SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
-USER_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-User-Id"
-TRACE_HEADERS = {
-    "traceParent": "traceparent",
-    "traceState": "tracestate",
-    "traceId": "X-Amzn-Trace-Id",
-    "baggage": "baggage",
-}
 # Leave API Gateway's integration timeout a margin to flush the buffered stream.
 RESPONSE_MARGIN_MS = 2500
 
@@ -75,15 +68,17 @@ def list_harness_versions(harness_id: str) -> Response[str]:
 
 
 def _invoke_params(event: Any) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "harnessArn": event.get_query_string_value("harnessArn"),
-        "qualifier": event.get_query_string_value("qualifier"),
-        "runtimeSessionId": event.headers.get(SESSION_HEADER),
-        "runtimeUserId": event.headers.get(USER_HEADER),
-    }
-    for member, header in TRACE_HEADERS.items():
-        params[member] = event.headers.get(header)
-    return {name: value for name, value in params.items() if value is not None}
+    """InvokeHarness's query string and header members that were sent, by member name."""
+    locations = contract.location_members(contract.DATA_SERVICE, "InvokeHarness")
+    params: dict[str, Any] = {}
+    for member, (location, wire_name) in locations.items():
+        if location == "header":
+            value = event.headers.get(wire_name)
+        else:
+            value = event.get_query_string_value(wire_name)
+        if value is not None:
+            params[member] = value
+    return params
 
 
 def _caller(event: Any) -> str | None:
@@ -138,7 +133,3 @@ def stream_invoke(event: dict[str, Any], context: Any) -> tuple[int, dict[str, s
         {"Content-Type": content_type, "x-amzn-invocation-id": stream.invocation_id},
         (encode(item) for item in stream.events(deadline=deadline)),
     )
-
-
-# Routes a streaming server (the local runtime) serves with ``stream_invoke`` instead of ``handler``.
-STREAMING_ROUTES = {("POST", "/harnesses/invoke"): stream_invoke}

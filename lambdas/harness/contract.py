@@ -179,10 +179,23 @@ def location_members(service: str, operation: str) -> dict[str, tuple[str, str]]
     }
 
 
-def body_member_names(service: str, operation: str) -> set[str]:
-    """Input members carried in the JSON body."""
-    members = _shape(service, input_shape_name(service, operation)).get("members", {})
-    return {name for name, member in members.items() if "location" not in member}
+def header_name(service: str, operation: str, member: str) -> str:
+    """The HTTP header that carries input member ``member`` of ``operation``: for example
+    ``header_name(DATA_SERVICE, "InvokeHarness", "runtimeSessionId")`` is
+    ``X-Amzn-Bedrock-AgentCore-Runtime-Session-Id``."""
+    location, wire_name = location_members(service, operation).get(member, ("", ""))
+    if location != "header":
+        raise ValueError(f"{service}.{operation} has no header member named {member!r}")
+    return wire_name
+
+
+def pattern(service: str, shape_name: str) -> re.Pattern[str]:
+    """The pattern of a string shape (``HarnessArn``, ``HarnessId``...), compiled as ``validate``
+    applies it: use ``fullmatch``; ``\\d``, ``\\w`` and ``\\s`` are ASCII-only, as in Java."""
+    shape = _shape(service, shape_name)
+    if "pattern" not in shape:
+        raise ValueError(f"{service} shape {shape_name!r} has no pattern")
+    return _compiled(shape["pattern"])
 
 
 @functools.cache

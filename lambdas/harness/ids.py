@@ -9,14 +9,10 @@ import string
 import uuid
 from dataclasses import dataclass
 
+from harness import contract
 from harness.errors import ValidationError
 
 _SUFFIX_ALPHABET = string.ascii_letters + string.digits
-HARNESS_ARN_RE = re.compile(
-    r"arn:(?P<partition>[^:]+):bedrock-agentcore:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
-    r"harness/(?P<harness_id>[a-zA-Z][a-zA-Z0-9_]{0,39}-[a-zA-Z0-9]{10})"
-)
-HARNESS_ID_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9_]{0,39}-[a-zA-Z0-9]{10}")
 # Actor ids become DynamoDB partition keys and S3 prefixes: keep them to a safe alphabet.
 ACTOR_ID_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.@:-]{0,127}")
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -56,17 +52,19 @@ def new_erasure_id() -> str:
 
 
 def harness_id_from_arn(harness_arn: str, account: Account) -> str:
-    match = HARNESS_ARN_RE.fullmatch(harness_arn or "")
-    if not match:
+    # The contract's pattern leaves the partition optional; an ARN of this deployment names one.
+    arn_pattern = contract.pattern(contract.DATA_SERVICE, "HarnessArn")
+    if not arn_pattern.fullmatch(harness_arn or "") or harness_arn.startswith("arn::"):
         raise ValidationError(
             "harnessArn is not a harness ARN (arn:aws:bedrock-agentcore:<region>:<account>:harness/<id>).",
         )
-    if (match["region"], match["account"]) != (account.region, account.account_id):
+    _, _, _, region, account_id, resource = harness_arn.split(":", 5)
+    if (region, account_id) != (account.region, account.account_id):
         raise ValidationError(
-            f"harnessArn names region {match['region']} and account {match['account']}; "
+            f"harnessArn names region {region} and account {account_id}; "
             f"this deployment serves {account.region} / {account.account_id}.",
         )
-    return match["harness_id"]
+    return resource.removeprefix("harness/")
 
 
 def check_actor_id(actor_id: str) -> str:

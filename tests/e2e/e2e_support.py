@@ -25,14 +25,12 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from harness import contract
+
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/harness"
-HARNESS_ARN_PATTERN = (
-    rf"arn:aws:bedrock-agentcore:{REGION}:{ACCOUNT_ID}:harness/"
-    r"(?P<name>[a-zA-Z][a-zA-Z0-9_]{0,39})-[a-zA-Z0-9]{10}"
-)
-SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+SESSION_HEADER = contract.header_name(contract.DATA_SERVICE, "InvokeHarness", "runtimeSessionId")
 
 
 def clients(url: str) -> tuple[Any, Any]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from e2e_support import HARNESS_ARN_PATTERN, ROLE_ARN, create_harness, unique_name
+from e2e_support import ACCOUNT_ID, REGION, ROLE_ARN, create_harness, unique_name
+
+from harness import contract
+from harness.ids import Account
 
 pytestmark = pytest.mark.e2e
 
@@ -33,11 +35,10 @@ def test_a_harness_goes_from_create_through_versions_to_delete(control: Any) -> 
     )
     assert created["ResponseMetadata"]["HTTPStatusCode"] == 201
     harness = created["harness"]
-    match = re.fullmatch(HARNESS_ARN_PATTERN, harness["arn"])
-    assert match, harness["arn"]
-    assert match["name"] == name
+    assert contract.pattern(contract.CONTROL_SERVICE, "HarnessArn").fullmatch(harness["arn"]), harness["arn"]
     harness_id = harness["harnessId"]
-    assert harness["arn"].endswith(f":harness/{harness_id}")
+    assert harness_id.rsplit("-", 1)[0] == name
+    assert harness["arn"] == Account("aws", REGION, ACCOUNT_ID).harness_arn(harness_id)
     assert harness["harnessName"] == name
     assert harness["harnessVersion"] == "1"
     assert harness["status"] == "READY"

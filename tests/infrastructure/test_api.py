@@ -100,9 +100,10 @@ def test_request_bodies_are_validated_against_schemas_from_the_service_models(
 
 def test_invoke_requires_the_harness_arn_and_the_session_header(synthesized: Synthesized) -> None:
     invoke = _methods(synthesized)[("POST", "/harnesses/invoke")]
+    session_header = contract.header_name(contract.DATA_SERVICE, "InvokeHarness", "runtimeSessionId")
     assert invoke["RequestParameters"] == {
         "method.request.querystring.harnessArn": True,
-        "method.request.header.X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": True,
+        f"method.request.header.{session_header}": True,
     }
     schema = _model_schema(synthesized, invoke)
     assert "runtimeSessionId" not in schema["properties"]

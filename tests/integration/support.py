@@ -14,14 +14,16 @@ from urllib.parse import quote
 
 from botocore.eventstream import EventStreamBuffer
 
+from harness import contract
+from harness.ids import Account
 from local_runtime.lambda_dispatch import context_for
 from local_runtime.provision import Deployment
 
 ACCOUNT_ID = "123456789012"  # moto's account
 REGION = "us-east-1"
 STACK_NAME = "AgentHarness"
-SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
-USER_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-User-Id"
+SESSION_HEADER = contract.header_name(contract.DATA_SERVICE, "InvokeHarness", "runtimeSessionId")
+USER_HEADER = contract.header_name(contract.DATA_SERVICE, "InvokeHarness", "runtimeUserId")
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/harness-execution"
 LOCAL_MODEL = {"liteLlmModelConfig": {"modelId": "local/deterministic"}}
 # The IAM principal API Gateway authenticated, as it puts it in the proxy event.
@@ -47,7 +49,7 @@ def new_session_id() -> str:
 
 
 def harness_arn(harness_id: str) -> str:
-    return f"arn:aws:bedrock-agentcore:{REGION}:{ACCOUNT_ID}:harness/{harness_id}"
+    return Account("aws", REGION, ACCOUNT_ID).harness_arn(harness_id)
 
 
 @dataclass

@@ -8,9 +8,20 @@ from typing import Any
 import pytest
 
 from harness.definitions import HarnessDefinitions
+from harness.gateway import gateway_arn
 from harness.invocations import Invocations
 
-from .support import ROLE_ARN, SESSION_HEADER, Api, harness_arn, inline_tool, new_session_id, unique_name
+from .support import (
+    ACCOUNT_ID,
+    REGION,
+    ROLE_ARN,
+    SESSION_HEADER,
+    Api,
+    harness_arn,
+    inline_tool,
+    new_session_id,
+    unique_name,
+)
 
 SECRET = "db password is hunter2 at /var/task/handlers/secret.py line 42"
 
@@ -315,7 +326,7 @@ def test_an_unexpected_exception_on_invoke_is_a_500_without_internals(
     assert "hunter2" not in response.raw_body.decode()
 
 
-UNKNOWN_GATEWAY = "arn:aws:bedrock-agentcore:us-east-1:123456789012:gateway/nowhere-0123456789"
+UNKNOWN_GATEWAY = gateway_arn("nowhere", REGION, ACCOUNT_ID)
 
 
 @pytest.mark.parametrize(

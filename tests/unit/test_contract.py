@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from harness import contract
 from harness.errors import CannotParseError, ValidationError
+from harness.gateway import gateway_arn
 
 CONTROL = contract.CONTROL_SERVICE
 DATA = contract.DATA_SERVICE
@@ -427,7 +428,7 @@ def test_union_unknown_member_is_not_counted_as_set() -> None:
 
 def test_union_member_of_unit_shape_accepts_an_empty_object() -> None:
     gateway = {
-        "gatewayArn": "arn:aws:bedrock-agentcore:us-east-1:123456789012:gateway/gw-abcdefghij",
+        "gatewayArn": gateway_arn("gw", "us-east-1", "123456789012"),
         "outboundAuth": {"awsIam": {}},
     }
     contract.validate(CONTROL, "HarnessAgentCoreGatewayConfig", gateway)
@@ -502,6 +503,12 @@ def test_reported_problems_are_capped_but_counted_in_full() -> None:
 # --- operations: body, params, locations -------------------------------------------------------
 
 
+def _body_member_names(service: str, operation: str) -> set[str]:
+    """Input members carried in the JSON body: those without a location."""
+    shape = contract.service_model(service)["shapes"][contract.input_shape_name(service, operation)]
+    return {name for name, member in shape["members"].items() if "location" not in member}
+
+
 def test_location_members_name_where_each_member_travels() -> None:
     assert contract.location_members(DATA, "InvokeHarness") == {
         "harnessArn": ("querystring", "harnessArn"),
@@ -516,20 +523,24 @@ def test_location_members_name_where_each_member_travels() -> None:
     assert contract.location_members(CONTROL, "UpdateHarness") == {"harnessId": ("uri", "harnessId")}
 
 
-def test_body_member_names_exclude_location_members() -> None:
-    assert contract.body_member_names(DATA, "InvokeHarness") == {
-        "messages",
-        "model",
-        "systemPrompt",
-        "tools",
-        "skills",
-        "allowedTools",
-        "maxIterations",
-        "maxTokens",
-        "timeoutSeconds",
-        "actorId",
-    }
-    assert contract.body_member_names(CONTROL, "GetHarness") == set()
+def test_header_names_come_from_the_model() -> None:
+    assert (
+        contract.header_name(DATA, "InvokeHarness", "runtimeSessionId")
+        == "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+    )
+    assert contract.header_name(DATA, "InvokeHarness", "traceId") == "X-Amzn-Trace-Id"
+    with pytest.raises(ValueError, match="harnessArn"):
+        contract.header_name(DATA, "InvokeHarness", "harnessArn")  # a query string member
+    with pytest.raises(ValueError, match="messages"):
+        contract.header_name(DATA, "InvokeHarness", "messages")  # a body member
+
+
+def test_patterns_are_the_models_as_validate_applies_them() -> None:
+    harness_id = contract.pattern(CONTROL, "HarnessId")
+    assert harness_id.fullmatch("demo_harness-AbCdEfGhIj")
+    assert not harness_id.fullmatch("demo_harness-short")
+    with pytest.raises(ValueError, match="no pattern"):
+        contract.pattern(CONTROL, "Integer")
 
 
 def test_location_member_sent_in_the_body_is_rejected() -> None:
@@ -611,7 +622,7 @@ def test_body_that_is_not_an_object_cannot_be_parsed() -> None:
 
 def test_unknown_operation_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="DescribeHarness"):
-        contract.body_member_names(CONTROL, "DescribeHarness")
+        contract.location_members(CONTROL, "DescribeHarness")
 
 
 # --- the model itself --------------------------------------------------------------------------
@@ -734,7 +745,7 @@ def test_json_schema_excludes_the_named_top_level_members() -> None:
     schema = contract.json_schema(
         DATA, "InvokeHarnessRequest", exclude=set(contract.location_members(DATA, "InvokeHarness"))
     )
-    assert set(schema["properties"]) == contract.body_member_names(DATA, "InvokeHarness")
+    assert set(schema["properties"]) == _body_member_names(DATA, "InvokeHarness")
     assert schema["required"] == ["messages"]
     assert schema["additionalProperties"] is False
 
@@ -900,7 +911,7 @@ def _bodies_of(
 ) -> st.SearchStrategy[Any]:
     """Request bodies the model allows for ``operation`` (its body members only)."""
     shape = contract.service_model(service)["shapes"][contract.input_shape_name(service, operation)]
-    names = contract.body_member_names(service, operation) - leave_out
+    names = _body_member_names(service, operation) - leave_out
     members = {name: _values_of(service, m["shape"]) for name, m in shape["members"].items() if name in names}
     required = {name: members.pop(name) for name in shape.get("required", []) if name in names}
     return st.fixed_dictionaries(required, optional=members)
@@ -938,7 +949,7 @@ def _name_schema() -> Any:
 
 
 @settings(max_examples=200, deadline=None)
-@given(name=st.text(max_size=45) | st.from_regex(r"[a-zA-Z][a-zA-Z0-9_]{0,39}", fullmatch=True))
+@given(name=st.text(max_size=45) | st.from_regex(contract.pattern(CONTROL, "HarnessName"), fullmatch=True))
 def test_the_json_schema_never_rejects_a_name_validate_accepts(name: str) -> None:
     schema = _name_schema()
     try:

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.definitions import configuration_problems
+from harness.gateway import gateway_arn
 from harness.providers.base import ToolSpec
 from harness.records import EffectiveConfig
 from harness.tools.registry import (
@@ -97,7 +98,8 @@ def test_effective_config_applies_invocation_overrides() -> None:
     assert set(config.toolset.tools) == {"lookup"}
 
 
-GATEWAY_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:gateway/payments-0123456789"
+GATEWAY_ARN = gateway_arn("payments", "us-east-1", "123456789012")
+OTHER_GATEWAY_ARN = gateway_arn("other", "us-east-1", "123456789012")
 
 
 def mcp(name: str, url: str = "https://mcp.example.com/mcp") -> dict[str, Any]:
@@ -118,7 +120,10 @@ def gateway(name: str, arn: str = GATEWAY_ARN) -> dict[str, Any]:
         (mcp("docs", "http://mcp.example.com/mcp"), "https://"),
         (mcp("docs", "ftp://127.0.0.1/x"), "https://"),
         (mcp("my__docs"), "may not contain '__'"),
-        (gateway("pay", GATEWAY_ARN.replace("payments", "other")), "names no gateway of this deployment"),
+        (
+            gateway("pay", gateway_arn("other", "us-east-1", "123456789012")),
+            "names no gateway of this deployment",
+        ),
     ],
 )
 def test_unsupported_tools_are_explained(definition: dict[str, Any], problem: str) -> None:
