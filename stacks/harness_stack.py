@@ -7,7 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from harness.gateway import gateway_id
+from harness.gateway import gateway_arn
 from stacks.components.agent_loop import AgentLoop
 from stacks.components.api import Api
 from stacks.components.artifacts import Artifacts
@@ -104,13 +104,9 @@ class HarnessStack(Stack):
             CfnOutput(self, name, value=value, description=description)
         # The ARN a harness's agentcore_gateway tool names, one output per configured gateway.
         for gateway_name in sorted(settings.gateways):
-            arn = (
-                f"arn:{self.partition}:bedrock-agentcore:{self.region}:{self.account}:"
-                f"gateway/{gateway_id(gateway_name)}"
-            )
             CfnOutput(
                 self,
                 f"GatewayArn{''.join(part.title() for part in gateway_name.split('-'))}",
-                value=arn,
+                value=gateway_arn(gateway_name, self.region, self.account, self.partition),
                 description=f"gatewayArn of gateway {gateway_name} for agentcore_gateway tools",
             )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from harness.gateway import gateway_id
+from harness.gateway import gateway_arn
 from stacks.settings import HarnessSettings, SettingsError
 
 from .synthesis import OVERRIDES, Synthesized
@@ -101,7 +101,7 @@ def test_the_gateway_configuration_is_bundled_with_the_code(overridden: Synthesi
 def test_each_gateway_arn_is_a_stack_output(overridden: Synthesized, synthesized: Synthesized) -> None:
     outputs = overridden.template_json["Outputs"]
     arn = _joined(outputs["GatewayArnPayments"]["Value"])
-    assert arn.endswith(f":gateway/{gateway_id('payments')}")
+    assert arn == gateway_arn("payments", "<AWS::Region>", "<AWS::AccountId>", "<AWS::Partition>")
     assert not any(name.startswith("GatewayArn") for name in synthesized.template_json["Outputs"])
 
 
