@@ -49,6 +49,7 @@ from typing import Any, Final
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from harness import contract
+from harness.adapters import functions
 from harness.adapters.clients import client
 
 
@@ -200,23 +201,10 @@ def denied(outcomes: Iterable[HookOutcome]) -> HookOutcome | None:
     return next((outcome for outcome in outcomes if outcome.decision == DENY), None)
 
 
-# (function ARN, JSON payload, timeout seconds) -> the Lambda Invoke response: "Payload" has read(),
-# "FunctionError" is present when the function failed. botocore errors raised are hook failures.
-InvokeLambda = Callable[[str, bytes, int], Mapping[str, Any]]
 # (topic ARN, message)
 PublishSns = Callable[[str, str], object]
 # (bus ARN, detail type, detail JSON) -> the PutEvents response
 PutEvent = Callable[[str, str, str], Mapping[str, Any]]
-
-
-def invoke_lambda_function(function_arn: str, payload: bytes, timeout_seconds: int) -> Mapping[str, Any]:
-    # One attempt: timeoutSeconds bounds the whole wait, and a retry after a timeout would run the
-    # function a second time.
-    lambda_client = client("lambda", read_timeout=timeout_seconds, total_max_attempts=1)
-    response: Mapping[str, Any] = lambda_client.invoke(
-        FunctionName=function_arn, InvocationType="RequestResponse", Payload=payload
-    )
-    return response
 
 
 def publish_to_topic(topic_arn: str, message: str) -> object:
@@ -251,11 +239,13 @@ class HookRunner:
     def __init__(
         self,
         *,
-        invoke_lambda: InvokeLambda | None = None,
+        invoke_lambda: functions.Invoke | None = None,
         publish_sns: PublishSns | None = None,
         put_event: PutEvent | None = None,
     ) -> None:
-        self._invoke_lambda = invoke_lambda or invoke_lambda_function
+        # One attempt: timeoutSeconds bounds the whole wait, and a retry after a timeout would run
+        # the function a second time. The botocore errors it raises are hook failures.
+        self._invoke_lambda = invoke_lambda or functions.invoker(attempts=1)
         self._publish_sns = publish_sns or publish_to_topic
         self._put_event = put_event or put_event_on_bus
 
@@ -336,10 +326,10 @@ class HookRunner:
 
 
 def _answer(response: Mapping[str, Any]) -> tuple[str, str | None]:
-    if response.get("FunctionError"):
-        raise _HookFailure("FunctionError")
     try:
-        answer = json.loads(response["Payload"].read())
+        answer = functions.answer(response)
+    except functions.FunctionFailed:
+        raise _HookFailure("FunctionError") from None
     except (ValueError, RecursionError):
         raise _HookFailure("InvalidResponse") from None
     if not isinstance(answer, dict):

@@ -4,6 +4,7 @@ that become tool errors instead of exceptions."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -49,9 +50,12 @@ class LambdaStub:
         self.function_error = function_error
         self.calls: list[tuple[str, dict[str, Any], float]] = []
 
-    def __call__(self, arn: str, payload: dict[str, Any], timeout: float) -> tuple[Any, str | None]:
-        self.calls.append((arn, payload, timeout))
-        return self.answer, self.function_error
+    def __call__(self, arn: str, payload: bytes, timeout: float) -> dict[str, Any]:
+        self.calls.append((arn, json.loads(payload), timeout))
+        response: dict[str, Any] = {"Payload": io.BytesIO(json.dumps(self.answer).encode())}
+        if self.function_error:
+            response["FunctionError"] = self.function_error
+        return response
 
 
 def gateways(bank: DemoBank, advisor: AdvisorServer) -> Gateways:

@@ -13,13 +13,12 @@ import concurrent.futures
 import hashlib
 import json
 import logging
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.adapters.clients import client
+from harness.adapters import functions
 from harness.approvals import approval_reason
 from harness.gateway import Gateway, Gateways, Target
 from harness.providers.base import ModelCallError
@@ -52,8 +51,6 @@ _VAULT_HEADER = re.compile(
 
 # (apiKeyArn, the URL the key is for) -> the key; the vault refuses URLs its secret does not list.
 KeyLookup = Callable[[str, str | None], str]
-# (function ARN, payload, timeout seconds) -> (parsed response payload, function error or None)
-LambdaInvoker = Callable[[str, dict[str, Any], float], tuple[Any, str | None]]
 
 
 @dataclass(frozen=True)
@@ -79,13 +76,14 @@ class ToolDispatcher:
         *,
         secrets: SecretLookup,
         api_key: KeyLookup,
-        invoke_lambda: LambdaInvoker | None = None,
+        invoke_lambda: functions.Invoke | None = None,
         caller: TargetCaller | None = None,
     ) -> None:
         self._gateways = gateways
         self._secrets = secrets
         self._api_key = api_key
-        self._invoke_lambda = invoke_lambda or _invoke_lambda
+        # Two attempts: the payload's idempotencyKey lets a function recognise a repeated call.
+        self._invoke_lambda = invoke_lambda or functions.invoker(attempts=2)
         self._caller = caller or TargetCaller()
         self._mcp_breaker = CircuitBreaker()
 
@@ -270,16 +268,18 @@ class ToolDispatcher:
             return _error(f"Tool {entry.name} is no longer offered by its gateway target.")
         payload = {"tool": tool, "input": arguments, "idempotencyKey": key}
         try:
-            response, function_error = self._invoke_lambda(
-                target.config["functionArn"], payload, target.policy.timeout_seconds
+            response = functions.answer(
+                self._invoke_lambda(
+                    target.config["functionArn"], json.dumps(payload).encode(), target.policy.timeout_seconds
+                )
             )
+        except functions.FunctionFailed as failed:
+            # The function's error message may carry data; the model gets the kind only.
+            return _error(f"Tool {entry.name} failed: the function reported an error ({failed.kind}).")
         except Exception as error:  # any failure of the call is a tool error for the model
             return _error(
                 f"Tool {entry.name} failed: the function could not be invoked ({type(error).__name__})."
             )
-        if function_error:
-            # The function's error message may carry data; the model gets the kind only.
-            return _error(f"Tool {entry.name} failed: the function reported an error ({function_error}).")
         if isinstance(response, str):
             return CallResult([{"text": response}], False)
         return CallResult([{"json": response}], False)
@@ -339,17 +339,3 @@ def _redacted(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, dict):
         return {k: _redacted(v, secrets) for k, v in value.items()}
     return value
-
-
-def _invoke_lambda(function_arn: str, payload: dict[str, Any], timeout: float) -> tuple[Any, str | None]:
-    # The shared client for this timeout (one per process), as the hooks' Lambda targets use.
-    lambda_client = client("lambda", read_timeout=math.ceil(timeout), total_max_attempts=2)
-    response = lambda_client.invoke(
-        FunctionName=function_arn, InvocationType="RequestResponse", Payload=json.dumps(payload).encode()
-    )
-    body = response["Payload"].read()
-    try:
-        parsed = json.loads(body) if body else None
-    except json.JSONDecodeError:
-        parsed = body.decode("utf-8", errors="replace")
-    return parsed, response.get("FunctionError")
