@@ -1,8 +1,8 @@
 """Powertools objects, created once and shared by every handler (configured by environment:
-POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL, POWERTOOLS_METRICS_NAMESPACE)."""
+POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL). Metrics are emitted with ``single_metric`` where
+they are measured (``handlers.dependencies``), under POWERTOOLS_METRICS_NAMESPACE."""
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics()
