@@ -110,9 +110,10 @@ class LocalRuntime:
     def _settle_interrupted(self) -> None:
         # The state machine's executions lived in the previous process: end what they left open.
         from handlers.dependencies import agent_loop, settings
-        from harness.adapters.memory_store import MemoryStore
+        from harness.adapters.memory import memory_stores
 
-        for actor_id, invocation_id in list(MemoryStore(settings().memory_table).active_invocations()):
+        invocations = memory_stores(settings().memory_table).invocations
+        for actor_id, invocation_id in list(invocations.active_invocations()):
             agent_loop().interrupt(actor_id, invocation_id)
         self._snapshots.save()
 

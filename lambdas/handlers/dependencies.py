@@ -10,7 +10,7 @@ from handlers.observability import logger
 from harness.adapters.artifact_store import ArtifactStore
 from harness.adapters.audit_log import AuditLog
 from harness.adapters.harness_store import HarnessStore
-from harness.adapters.memory_store import MemoryStore
+from harness.adapters.memory import actor_items, memory_stores
 from harness.adapters.vault import Vault
 from harness.adapters.workflow import Workflow
 from harness.definitions import DeploymentDefaults, HarnessDefinitions, ToolPolicy
@@ -61,7 +61,7 @@ def invocations(account: Account) -> Invocations:
     s = settings()
     return Invocations(
         HarnessStore(s.harness_table),
-        MemoryStore(s.memory_table),
+        memory_stores(s.memory_table),
         Workflow(s.state_machine_arn),
         account,
         s.client_response_timeout_seconds,
@@ -96,7 +96,7 @@ def agent_loop() -> AgentLoop:
     vault = Vault(s.vault_secret_prefix)
     return AgentLoop(
         HarnessStore(s.harness_table),
-        MemoryStore(s.memory_table),
+        memory_stores(s.memory_table),
         AuditLog(s.audit_bucket, s.audit_mac_key_id),
         # Provider keys are read inside the model call, from this function's vault grant.
         vault=vault.api_key,
@@ -112,7 +112,8 @@ def agent_loop() -> AgentLoop:
 def erasure() -> Erasure:
     s = settings()
     return Erasure(
-        MemoryStore(s.memory_table),
+        memory_stores(s.memory_table),
+        actor_items(s.memory_table),
         ArtifactStore(s.artifact_bucket),
         AuditLog(s.audit_bucket, s.audit_mac_key_id),
         Workflow(s.state_machine_arn),

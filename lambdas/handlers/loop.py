@@ -13,15 +13,16 @@ from handlers.dependencies import agent_loop
 from handlers.observability import logger, tracer
 from harness.loop import AgentLoop
 
-Step = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+Step = Callable[[Any, LambdaContext], Any]
 
 
-def loop_step(call: Callable[[AgentLoop, dict[str, Any], LambdaContext], dict[str, Any]]) -> Step:
-    """A Lambda handler for one state of the loop, logged and traced with the invocation id."""
+def loop_step(call: Callable[[AgentLoop, Any, LambdaContext], Any]) -> Step:
+    """A Lambda handler for one state of the loop, logged and traced with the invocation id.
+    Its event is one of ``harness.loop.state``'s step events."""
 
     @logger.inject_lambda_context
     @tracer.capture_lambda_handler
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    def handler(event: dict[str, Any], context: LambdaContext) -> Any:
         logger.append_keys(invocation_id=event["ids"]["invocationId"])
         return call(agent_loop(), event, context)
 
@@ -37,9 +38,7 @@ load_context = loop_step(
     lambda loop, event, context: loop.load_context(event["ids"], function_deadline(context))
 )
 call_model = loop_step(
-    lambda loop, event, context: loop.call_model(
-        event["ids"], event["loop"], deadline=function_deadline(context)
-    )
+    lambda loop, event, context: loop.call_model(event["ids"], event["loop"], function_deadline(context))
 )
 authorize_tool_calls = loop_step(
     lambda loop, event, context: loop.authorize_tool_calls(

@@ -1,13 +1,18 @@
-"""One exception hierarchy for everything a caller can act on.
+"""One exception hierarchy for every error a caller sees or the state machine matches.
 
-Each error maps to an AgentCore-shaped error response (the error shapes of the
-``bedrock-agentcore-control`` / ``bedrock-agentcore`` service models) in one place:
-``HarnessError.to_response()``. Anything that is not a ``HarnessError`` is an internal error
-and is never shown to the caller in detail.
+- ``HarnessError``: what an API caller can act on. Each maps to an AgentCore-shaped error response
+  (the error shapes of the ``bedrock-agentcore-control`` / ``bedrock-agentcore`` service models) in
+  one place, ``HarnessError.to_response()``.
+- ``LoopError``: raised by a step of the agent loop. Step Functions sees the class name: its Retry
+  and Catch clauses match it (``stacks/agent_loop.asl.json``; a test ties both sides), and
+  ``describe_failure`` turns a caught one into what the caller's stream says.
+
+Anything else is an internal error and is never shown to the caller in detail.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,3 +109,87 @@ class PayloadTooLargeError(ValidationError):
 
 class InternalError(HarnessError):
     """Raised for our own faults; the message shown to callers never carries internals."""
+
+
+class LoopError(Exception):
+    """Raised by a step of the agent loop; the state machine matches the class name."""
+
+    # The stream event a caller gets when this error ends an invocation, and whether its message
+    # was written for callers (else they get a generic message and the operator the details).
+    stream_event = "internalServerException"
+    caller_safe = False
+
+
+class TransientStoreError(LoopError):
+    """A store was briefly unavailable; the state machine retries the step (its Retry names this)."""
+
+
+class LoopStateError(LoopError):
+    """The stored state of an invocation contradicts the loop (an operator's problem: its message
+    is logged, never shown to the caller)."""
+
+
+class ContextWindowExceededError(LoopError):
+    """Even the last turn of the conversation does not fit the model's context window."""
+
+
+class ModelCallError(LoopError):
+    """A provider failed; the message is safe to show the caller (no credentials, no payloads)."""
+
+    stream_event = "runtimeClientError"
+    caller_safe = True
+
+
+class ModelUnavailableError(ModelCallError):
+    """Throttling (429), a server error (5xx), a timeout or a connection failure: the call may
+    succeed on another model, so the router fails over."""
+
+
+class ModelRequestError(ModelCallError):
+    """The provider rejected the request itself (bad request, authentication, permissions): no
+    other model will fix it, so the invocation ends with this error."""
+
+
+# Step Functions' own error names for a task that ran out of time, and for an error no name matched.
+STATES_TIMEOUT = "States.Timeout"
+STATES_RUNTIME = "States.Runtime"
+CLIENT_TIMEOUT_MESSAGE = "The client did not answer the pending tool uses in time."
+INTERNAL_FAILURE_MESSAGE = (
+    "The invocation failed because of an internal error; the operator can find it by invocation id."
+)
+
+
+def _subclasses(cls: type[Exception]) -> list[type[Exception]]:
+    return [cls, *(sub for direct in cls.__subclasses__() for sub in _subclasses(direct))]
+
+
+def error_classes() -> dict[str, type[Exception]]:
+    """Every error of this hierarchy by class name: the names a state machine may match."""
+    return {cls.__name__: cls for root in (HarnessError, LoopError) for cls in _subclasses(root)}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed step as the caller sees it: the error's name, the stream event and its message."""
+
+    error: str
+    stream_event: str
+    message: str
+
+
+def describe_failure(failure: dict[str, Any]) -> Failure:
+    """What the caller is told about a Step Functions Catch payload (``Error`` and ``Cause``)."""
+    error = str(failure.get("Error", STATES_RUNTIME))
+    if error == STATES_TIMEOUT:
+        return Failure(error, "internalServerException", CLIENT_TIMEOUT_MESSAGE)
+    cls = error_classes().get(error)
+    stream_event = getattr(cls, "stream_event", "internalServerException")
+    # Our own caller-facing errors (HarnessError) and errors marked caller-safe show their message.
+    safe = cls is not None and (issubclass(cls, HarnessError) or getattr(cls, "caller_safe", False))
+    try:
+        detail = json.loads(failure.get("Cause") or "")
+    except (TypeError, json.JSONDecodeError):
+        detail = {}
+    if safe and isinstance(detail, dict) and detail.get("errorMessage"):
+        return Failure(error, stream_event, f"{error}: {detail['errorMessage']}")
+    return Failure(error, stream_event, INTERNAL_FAILURE_MESSAGE)

@@ -7,14 +7,13 @@ running re-attaches to that stream instead of starting the loop twice.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness import contract, records
 from harness.approvals import decision_from_tool_result
+from harness.canonical import digest
 from harness.definitions import ToolPolicy, configuration_problems, raise_problems, tool_support_problems
 from harness.errors import (
     AccessDeniedError,
@@ -25,12 +24,9 @@ from harness.errors import (
     ValidationError,
 )
 from harness.ids import Account, actor_digest, check_actor_id, harness_id_from_arn, new_invocation_id
+from harness.loop.state import ExecutionInput, Ids, execution_input
+from harness.stores import EventLog, Executions, HarnessVersions, MemoryStores, SessionRefusal
 from harness.tools.registry import SERVER_TYPES
-
-if TYPE_CHECKING:
-    from harness.adapters.harness_store import HarnessStore
-    from harness.adapters.memory_store import MemoryStore
-    from harness.adapters.workflow import Workflow
 
 DATA = "bedrock-agentcore"
 DEFAULT_ACTOR = "default"
@@ -43,6 +39,13 @@ LIVENESS_CHECK_SECONDS = 2.0
 # execution: it is not abandoned for lack of an execution.
 START_GRACE_SECONDS = 30.0
 EXECUTION_GONE = "The invocation stopped without finishing its stream; its execution is no longer running."
+SESSION_OF_ANOTHER_ACTOR = "runtimeSessionId belongs to another actor; choose a new session id."
+SESSION_OF_ANOTHER_HARNESS = (
+    "runtimeSessionId is bound to another harness; start a new session for this harness."
+)
+TURN_IN_PROGRESS = (
+    "This session has an invocation in progress; wait for it to finish or answer its pending tool uses."
+)
 
 
 def _foreign_servers(tools: list[dict[str, Any]] | None, harness: dict[str, Any]) -> list[FieldProblem]:
@@ -61,10 +64,6 @@ def _foreign_servers(tools: list[dict[str, Any]] | None, harness: dict[str, Any]
                 )
             )
     return problems
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 def _check_messages(messages: list[dict[str, Any]]) -> None:
@@ -93,6 +92,14 @@ def _check_messages(messages: list[dict[str, Any]]) -> None:
         raise ValidationError("The messages are not a valid conversation turn.", fields=problems)
 
 
+def _refused(refusal: SessionRefusal) -> Exception:
+    if refusal is SessionRefusal.OWNED_BY_ANOTHER_ACTOR:
+        return AccessDeniedError(SESSION_OF_ANOTHER_ACTOR)
+    if refusal is SessionRefusal.BOUND_TO_ANOTHER_HARNESS:
+        return ValidationError(SESSION_OF_ANOTHER_HARNESS)
+    return ResourceConflictError(TURN_IN_PROGRESS)
+
+
 def _tool_results(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [block["toolResult"] for m in messages for block in m.get("content", []) if "toolResult" in block]
 
@@ -102,7 +109,7 @@ class InvocationStream:
 
     def __init__(
         self,
-        memory: MemoryStore,
+        events: EventLog,
         actor_id: str,
         invocation_id: str,
         after: str | None,
@@ -111,7 +118,7 @@ class InvocationStream:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.invocation_id = invocation_id
-        self._memory = memory
+        self._events = events
         self._actor_id = actor_id
         self._after = after
         self._is_running = is_running
@@ -127,7 +134,7 @@ class InvocationStream:
         quiet_since = self._clock()
         execution_gone = False
         while True:
-            rows = self._memory.read_events(self._actor_id, self.invocation_id, self._after)
+            rows = self._events.read_events(self._actor_id, self.invocation_id, self._after)
             for position, event, control in rows:
                 self._after = position
                 if event is not None:
@@ -155,9 +162,9 @@ class InvocationStream:
 class Invocations:
     def __init__(
         self,
-        harnesses: HarnessStore,
-        memory: MemoryStore,
-        workflow: Workflow,
+        harnesses: HarnessVersions,
+        memory: MemoryStores,
+        workflow: Executions,
         account: Account,
         client_response_timeout_seconds: int,
         clock: Callable[[], float] = time.time,
@@ -200,23 +207,21 @@ class Invocations:
         # Before any switch of model: every model of the chain must support the visible tools.
         raise_problems(tool_support_problems(overrides, base=harness))
 
-        owner = self._memory.session_owner_digest(session_id)
+        owner = self._memory.sessions.session_owner_digest(session_id)
         if owner is not None and owner != actor_digest(actor_id):
-            raise AccessDeniedError("runtimeSessionId belongs to another actor; choose a new session id.")
-        session = self._memory.get_session(actor_id, session_id)
+            raise AccessDeniedError(SESSION_OF_ANOTHER_ACTOR)
+        session = self._memory.sessions.get_session(actor_id, session_id)
         if session and session.get("harnessId") not in (None, harness_id):
-            raise ValidationError(
-                "runtimeSessionId is bound to another harness; start a new session for this harness."
-            )
+            raise ValidationError(SESSION_OF_ANOTHER_HARNESS)
         if session and session.get("activeInvocationId"):
-            active = self._memory.get_invocation(actor_id, session["activeInvocationId"])
+            active = self._memory.invocations.get_invocation(actor_id, session["activeInvocationId"])
             if active and active["status"] in records.ACTIVE_STATUSES:
                 stream = self._continue(actor_id, active, body, caller)
                 if stream is not None:
                     return stream
             else:
                 # A finished invocation that did not release the session (its last step failed).
-                self._memory.end_turn(actor_id, session_id, session["activeInvocationId"])
+                self._memory.sessions.end_turn(actor_id, session_id, session["activeInvocationId"])
         if _tool_results(messages):
             ids = ", ".join(r["toolUseId"] for r in _tool_results(messages))
             raise ValidationError(
@@ -232,7 +237,7 @@ class Invocations:
         """Resume, re-attach to, or settle the invocation in progress; None when the session is free."""
         invocation_id = active["invocationId"]
         execution = self._workflow.status(invocation_id)
-        same_request = active["status"] == records.RUNNING and active.get("inputDigest") == _digest(
+        same_request = active["status"] == records.RUNNING and active.get("inputDigest") == digest(
             body["messages"]
         )
         if execution is None and same_request:
@@ -252,38 +257,36 @@ class Invocations:
     def _abandon(self, actor_id: str, invocation: dict[str, Any]) -> None:
         """End an invocation whose execution is gone, so it cannot hold its session forever."""
         invocation_id = invocation["invocationId"]
-        if not self._memory.update_invocation(
+        if not self._memory.invocations.update_invocation(
             actor_id, invocation_id, status=records.FAILED, expected_status=invocation["status"]
         ):
             return
-        self._memory.put_event(
+        self._memory.events.put_event(
             actor_id,
             invocation_id,
             records.end_position(0),
             event={"internalServerException": {"message": EXECUTION_GONE}},
             expires_at=invocation["expiresAt"],
         )
-        self._memory.put_event(
+        self._memory.events.put_event(
             actor_id,
             invocation_id,
             records.END_CONTROL_POSITION,
             control="end",
             expires_at=invocation["expiresAt"],
         )
-        self._memory.end_turn(actor_id, invocation["sessionId"], invocation_id)
+        self._memory.sessions.end_turn(actor_id, invocation["sessionId"], invocation_id)
 
-    def _execution_input(self, actor_id: str, invocation: dict[str, Any]) -> dict[str, Any]:
+    def _execution_input(self, actor_id: str, invocation: dict[str, Any]) -> ExecutionInput:
         # Ids and counters only: the execution never carries conversation content.
-        return {
-            "ids": {
-                "invocationId": invocation["invocationId"],
-                "actorId": actor_id,
-                "sessionId": invocation["sessionId"],
-                "harnessId": invocation["harnessId"],
-                "harnessVersion": invocation["harnessVersion"],
-                "clientResponseTimeoutSeconds": self._client_timeout,
-            }
-        }
+        ids = Ids(
+            invocation["invocationId"],
+            actor_id,
+            invocation["sessionId"],
+            invocation["harnessId"],
+            invocation["harnessVersion"],
+        )
+        return execution_input(ids, self._client_timeout)
 
     def _start(
         self,
@@ -308,13 +311,13 @@ class Invocations:
             "createdAt": now,
             "expiresAt": expires_at,
             "input": body["messages"],
-            "inputDigest": _digest(body["messages"]),
+            "inputDigest": digest(body["messages"]),
             "overrides": overrides,
             "traceId": params.get("traceId"),
             # Who started the turn: the one principal that may not approve its tool calls.
             "requestedBy": caller,
         }
-        turn = self._memory.begin_turn(
+        turn = self._memory.sessions.begin_turn(
             actor_id=actor_id,
             actor_digest=actor_digest(actor_id),
             session_id=session_id,
@@ -322,13 +325,16 @@ class Invocations:
             invocation=invocation | {"turn": 0},
             expires_at=expires_at,
         )
-        self._memory.update_invocation(actor_id, invocation_id, status=records.RUNNING, fields={"turn": turn})
-        execution_input = self._execution_input(actor_id, invocation)
+        if isinstance(turn, SessionRefusal):
+            raise _refused(turn)
+        self._memory.invocations.update_invocation(
+            actor_id, invocation_id, status=records.RUNNING, fields={"turn": turn}
+        )
         try:
-            self._workflow.start(invocation_id, execution_input)
+            self._workflow.start(invocation_id, self._execution_input(actor_id, invocation))
         except Exception as error:
-            self._memory.update_invocation(actor_id, invocation_id, status=records.FAILED)
-            self._memory.end_turn(actor_id, session_id, invocation_id)
+            self._memory.invocations.update_invocation(actor_id, invocation_id, status=records.FAILED)
+            self._memory.sessions.end_turn(actor_id, session_id, invocation_id)
             raise InternalError(
                 "The agent loop could not be started; nothing was run. Retry the request."
             ) from error
@@ -336,7 +342,7 @@ class Invocations:
 
     def _stream(self, actor_id: str, invocation_id: str, after: str | None) -> InvocationStream:
         return InvocationStream(
-            self._memory,
+            self._memory.events,
             actor_id,
             invocation_id,
             after,
@@ -400,7 +406,7 @@ class Invocations:
                 + "; ".join(p.message for p in problems),
                 fields=problems,
             )
-        token = self._memory.take_task_token(
+        token = self._memory.invocations.take_task_token(
             actor_id, invocation["invocationId"], records.AWAITING_CLIENT, pending
         )
         if token is None:
@@ -412,7 +418,7 @@ class Invocations:
             decision = decisions.get(result["toolUseId"])
             if decision is not None:
                 # The approved call runs after the loop resumes; the decision is audited before it.
-                self._memory.put_approval(
+                self._memory.tool_calls.put_approval(
                     actor_id,
                     invocation["invocationId"],
                     {
@@ -431,7 +437,7 @@ class Invocations:
                 "content": result["content"],
                 "status": result.get("status", "success"),
             }
-            self._memory.put_tool_result(
+            self._memory.tool_calls.put_tool_result(
                 actor_id, invocation["invocationId"], stored, invocation["expiresAt"]
             )
         self._workflow.resume(token, {"answered": answered})

@@ -29,6 +29,14 @@ def assistant_position(turn: int, iteration: int) -> str:
     return f"{turn:06d}#it#{iteration:04d}#a"
 
 
+def assistant_iteration(turn: int, position: str) -> int | None:
+    """The iteration of an ``assistant_position`` of ``turn``; None for any other position."""
+    prefix = f"{turn:06d}#it#"
+    if position.startswith(prefix) and position.endswith("#a"):
+        return int(position[len(prefix) : len(prefix) + 4])
+    return None
+
+
 def results_position(turn: int, iteration: int) -> str:
     return f"{turn:06d}#it#{iteration:04d}#r"
 

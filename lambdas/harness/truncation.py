@@ -26,6 +26,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from harness.errors import ContextWindowExceededError
+
 NONE = "none"
 SLIDING_WINDOW = "sliding_window"
 SUMMARIZATION = "summarization"
@@ -47,10 +49,6 @@ DEFAULT_REPLY_TOKENS = 4096
 Messages = list[dict[str, Any]]
 # The member of ``truncation.config`` each strategy reads.
 _CONFIG_MEMBERS = {SLIDING_WINDOW: "slidingWindow", SUMMARIZATION: "summarization"}
-
-
-class ContextWindowExceededError(Exception):
-    """Even the last turn of the conversation does not fit the model's context window."""
 
 
 def _tool_pairs(messages: Messages) -> list[tuple[int, int]]:

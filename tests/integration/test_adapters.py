@@ -14,22 +14,23 @@ from botocore.exceptions import ClientError
 from harness.adapters.artifact_store import ArtifactStore
 from harness.adapters.audit_log import AuditLog
 from harness.adapters.harness_store import HarnessStore
-from harness.adapters.memory_store import MemoryStore
+from harness.adapters.memory import memory_stores
 from harness.definitions import DeploymentDefaults, HarnessDefinitions
-from harness.errors import AccessDeniedError, ConflictError, ResourceConflictError, ValidationError
+from harness.errors import ConflictError, ValidationError
 from harness.ids import Account, actor_digest
+from harness.stores import MemoryStores, SessionRefusal
 
 from .support import ACCOUNT_ID, LOCAL_MODEL, REGION, ROLE_ARN, new_session_id, unique_name
 
-# -- MemoryStore -----------------------------------------------------------------------------------
+# -- The memory table's stores--------------------------------------------------------------------------------
 
 
 @pytest.fixture()
-def memory(names: dict[str, str]) -> MemoryStore:
-    return MemoryStore(names["memory_table"])
+def memory(names: dict[str, str]) -> MemoryStores:
+    return memory_stores(names["memory_table"])
 
 
-def _begin(memory: MemoryStore, actor: str, session: str, harness: str) -> tuple[str, int]:
+def _begin(memory: MemoryStores, actor: str, session: str, harness: str) -> tuple[str, int | SessionRefusal]:
     invocation_id = str(uuid.uuid4())
     now = int(time.time())
     invocation = {
@@ -43,7 +44,7 @@ def _begin(memory: MemoryStore, actor: str, session: str, harness: str) -> tuple
         "input": [],
         "turn": 0,
     }
-    turn = memory.begin_turn(
+    turn = memory.sessions.begin_turn(
         actor_id=actor,
         actor_digest=actor_digest(actor),
         session_id=session,
@@ -54,137 +55,153 @@ def _begin(memory: MemoryStore, actor: str, session: str, harness: str) -> tuple
     return invocation_id, turn
 
 
-def test_begin_turn_numbers_turns_and_refuses_a_second_active_turn(memory: MemoryStore) -> None:
+def test_begin_turn_numbers_turns_and_refuses_a_second_active_turn(memory: MemoryStores) -> None:
     actor, session = unique_name(), new_session_id()
     first, turn = _begin(memory, actor, session, "h-1")
     assert turn == 1
-    with pytest.raises(ResourceConflictError) as excinfo:
-        _begin(memory, actor, session, "h-1")
-    assert excinfo.value.reason == "ResourceConflict"
-    assert memory.get_session(actor, session) == {
+    assert _begin(memory, actor, session, "h-1")[1] is SessionRefusal.TURN_IN_PROGRESS
+    assert memory.sessions.get_session(actor, session) == {
         "harnessId": "h-1",
         "turnCount": 1,
         "activeInvocationId": first,
     }
 
-    memory.end_turn(actor, session, first)
+    memory.sessions.end_turn(actor, session, first)
     second, turn = _begin(memory, actor, session, "h-1")
     assert turn == 2
-    assert memory.get_session(actor, session)["activeInvocationId"] == second  # type: ignore[index]
+    assert memory.sessions.get_session(actor, session)["activeInvocationId"] == second  # type: ignore[index]
 
 
-def test_begin_turn_refuses_another_actor_on_the_same_session(memory: MemoryStore) -> None:
+def test_begin_turn_refuses_another_actor_on_the_same_session(memory: MemoryStores) -> None:
     session = new_session_id()
     owner = unique_name()
     _begin(memory, owner, session, "h-1")
-    assert memory.session_owner_digest(session) == actor_digest(owner)
-    with pytest.raises(AccessDeniedError):
-        _begin(memory, unique_name(), session, "h-1")
+    assert memory.sessions.session_owner_digest(session) == actor_digest(owner)
+    assert _begin(memory, unique_name(), session, "h-1")[1] is SessionRefusal.OWNED_BY_ANOTHER_ACTOR
     # Even after the owner's turn ends.
-    invocation = memory.get_session(owner, session)["activeInvocationId"]  # type: ignore[index]
-    memory.end_turn(owner, session, invocation)
-    with pytest.raises(AccessDeniedError):
-        _begin(memory, unique_name(), session, "h-1")
+    invocation = memory.sessions.get_session(owner, session)["activeInvocationId"]  # type: ignore[index]
+    memory.sessions.end_turn(owner, session, invocation)
+    assert _begin(memory, unique_name(), session, "h-1")[1] is SessionRefusal.OWNED_BY_ANOTHER_ACTOR
 
 
-def test_begin_turn_refuses_another_harness_on_the_same_session(memory: MemoryStore) -> None:
+def test_begin_turn_refuses_another_harness_on_the_same_session(memory: MemoryStores) -> None:
     actor, session = unique_name(), new_session_id()
     invocation, _ = _begin(memory, actor, session, "h-1")
-    memory.end_turn(actor, session, invocation)
-    with pytest.raises(ValidationError) as excinfo:
-        _begin(memory, actor, session, "h-2")
-    assert not isinstance(excinfo.value, ResourceConflictError)
-    assert "another harness" in excinfo.value.message
+    memory.sessions.end_turn(actor, session, invocation)
+    assert _begin(memory, actor, session, "h-2")[1] is SessionRefusal.BOUND_TO_ANOTHER_HARNESS
     # A refused turn leaves nothing behind: the session is unchanged and free.
-    assert memory.get_session(actor, session) == {
+    assert memory.sessions.get_session(actor, session) == {
         "harnessId": "h-1",
         "turnCount": 1,
         "activeInvocationId": None,
     }
 
 
-def test_end_turn_of_a_stale_invocation_does_not_release_the_current_one(memory: MemoryStore) -> None:
+def test_end_turn_of_a_stale_invocation_does_not_release_the_current_one(memory: MemoryStores) -> None:
     actor, session = unique_name(), new_session_id()
     first, _ = _begin(memory, actor, session, "h-1")
-    memory.end_turn(actor, session, first)
+    memory.sessions.end_turn(actor, session, first)
     second, _ = _begin(memory, actor, session, "h-1")
-    memory.end_turn(actor, session, first)  # late, duplicate
-    assert memory.get_session(actor, session)["activeInvocationId"] == second  # type: ignore[index]
+    memory.sessions.end_turn(actor, session, first)  # late, duplicate
+    assert memory.sessions.get_session(actor, session)["activeInvocationId"] == second  # type: ignore[index]
 
 
-def test_take_task_token_hands_the_token_out_exactly_once(memory: MemoryStore) -> None:
+def test_take_task_token_hands_the_token_out_exactly_once(memory: MemoryStores) -> None:
     actor, session = unique_name(), new_session_id()
     invocation, _ = _begin(memory, actor, session, "h-1")
     pending = ["t1", "t2"]
-    assert memory.take_task_token(actor, invocation, "AWAITING_CLIENT", pending) is None  # not paused yet
-    assert memory.update_invocation(
+    assert (
+        memory.invocations.take_task_token(actor, invocation, "AWAITING_CLIENT", pending) is None
+    )  # not paused yet
+    assert memory.invocations.update_invocation(
         actor, invocation, status="AWAITING_CLIENT", task_token="token-1", pending_tool_use_ids=pending
     )
-    assert memory.get_invocation(actor, invocation)["pendingToolUseIds"] == ["t1", "t2"]  # type: ignore[index]
-    assert "taskToken" not in memory.get_invocation(actor, invocation)  # type: ignore[operator]
+    assert memory.invocations.get_invocation(actor, invocation)["pendingToolUseIds"] == ["t1", "t2"]  # type: ignore[index]
+    assert "taskToken" not in memory.invocations.get_invocation(actor, invocation)  # type: ignore[operator]
 
     # Answers checked against another pause's pending calls do not get this pause's token.
-    assert memory.take_task_token(actor, invocation, "AWAITING_CLIENT", ["t0"]) is None
-    assert memory.take_task_token(actor, invocation, "AWAITING_CLIENT", pending) == "token-1"
-    assert memory.take_task_token(actor, invocation, "AWAITING_CLIENT", pending) is None
-    stored = memory.get_invocation(actor, invocation)
+    assert memory.invocations.take_task_token(actor, invocation, "AWAITING_CLIENT", ["t0"]) is None
+    assert memory.invocations.take_task_token(actor, invocation, "AWAITING_CLIENT", pending) == "token-1"
+    assert memory.invocations.take_task_token(actor, invocation, "AWAITING_CLIENT", pending) is None
+    stored = memory.invocations.get_invocation(actor, invocation)
     assert stored is not None
     assert stored["status"] == "RUNNING"
     assert "pendingToolUseIds" not in stored
 
 
-def test_take_task_token_is_atomic_under_concurrent_resumes(memory: MemoryStore) -> None:
+def test_take_task_token_is_atomic_under_concurrent_resumes(memory: MemoryStores) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     actor, session = unique_name(), new_session_id()
     invocation, _ = _begin(memory, actor, session, "h-1")
-    memory.update_invocation(
+    memory.invocations.update_invocation(
         actor, invocation, status="AWAITING_CLIENT", task_token="only-once", pending_tool_use_ids=["t1"]
     )
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(
-            pool.map(lambda _: memory.take_task_token(actor, invocation, "AWAITING_CLIENT", ["t1"]), range(8))
+            pool.map(
+                lambda _: memory.invocations.take_task_token(actor, invocation, "AWAITING_CLIENT", ["t1"]),
+                range(8),
+            )
         )
     assert results.count("only-once") == 1
     assert results.count(None) == 7
 
 
-def test_update_invocation_checks_the_expected_status(memory: MemoryStore) -> None:
+def test_update_invocation_checks_the_expected_status(memory: MemoryStores) -> None:
     actor, session = unique_name(), new_session_id()
     invocation, _ = _begin(memory, actor, session, "h-1")
     assert (
-        memory.update_invocation(actor, invocation, status="COMPLETED", expected_status="AWAITING_CLIENT")
+        memory.invocations.update_invocation(
+            actor, invocation, status="COMPLETED", expected_status="AWAITING_CLIENT"
+        )
         is False
     )
-    assert memory.update_invocation(actor, invocation, status="COMPLETED", expected_status="RUNNING") is True
-    assert memory.update_invocation(actor, "no-such-invocation", status="COMPLETED") is False
+    assert (
+        memory.invocations.update_invocation(actor, invocation, status="COMPLETED", expected_status="RUNNING")
+        is True
+    )
+    assert memory.invocations.update_invocation(actor, "no-such-invocation", status="COMPLETED") is False
 
 
-def test_events_are_read_in_position_order_after_a_position(memory: MemoryStore) -> None:
+def test_events_are_read_in_position_order_after_a_position(memory: MemoryStores) -> None:
     actor, invocation = unique_name(), str(uuid.uuid4())
     expires = int(time.time()) + 60
     for position in ("0001#1#0001", "9999#99", "0000#1#0000", "0001#3"):
-        memory.put_event(actor, invocation, position, event={"at": position}, expires_at=expires)
-    rows = memory.read_events(actor, invocation, None)
+        memory.events.put_event(actor, invocation, position, event={"at": position}, expires_at=expires)
+    rows = memory.events.read_events(actor, invocation, None)
     assert [p for p, _, _ in rows] == ["0000#1#0000", "0001#1#0001", "0001#3", "9999#99"]
-    assert [p for p, _, _ in memory.read_events(actor, invocation, "0001#1#0001")] == ["0001#3", "9999#99"]
-    memory.put_event(actor, invocation, "0001#3", control="pause", expires_at=expires)
-    assert memory.read_events(actor, invocation, "0001#1#0001")[0] == ("0001#3", None, "pause")
+    assert [p for p, _, _ in memory.events.read_events(actor, invocation, "0001#1#0001")] == [
+        "0001#3",
+        "9999#99",
+    ]
+    memory.events.put_event(actor, invocation, "0001#3", control="pause", expires_at=expires)
+    assert memory.events.read_events(actor, invocation, "0001#1#0001")[0] == ("0001#3", None, "pause")
 
 
-def test_messages_are_listed_in_position_order(memory: MemoryStore) -> None:
+def test_messages_are_listed_in_position_order(memory: MemoryStores) -> None:
     actor, session = unique_name(), new_session_id()
     expires = int(time.time()) + 60
-    memory.put_message(actor, session, "000002#in#000", {"role": "user", "content": [{"text": "b"}]}, expires)
-    memory.put_message(actor, session, "000001#in#000", {"role": "user", "content": [{"text": "a"}]}, expires)
-    memory.put_message(
+    memory.conversations.put_message(
+        actor, session, "000002#in#000", {"role": "user", "content": [{"text": "b"}]}, expires
+    )
+    memory.conversations.put_message(
+        actor, session, "000001#in#000", {"role": "user", "content": [{"text": "a"}]}, expires
+    )
+    memory.conversations.put_message(
         actor, session, "000001#it#0000#a", {"role": "assistant", "content": [{"text": "r"}]}, expires
     )
-    texts = [m["content"][0]["text"] for m in memory.list_messages(actor, session)]
+    texts = [m["content"][0]["text"] for m in memory.conversations.list_messages(actor, session)]
     assert texts == ["a", "r", "b"]
     # Writing the same position again overwrites (a retried step never duplicates).
-    memory.put_message(actor, session, "000001#in#000", {"role": "user", "content": [{"text": "A"}]}, expires)
-    assert [m["content"][0]["text"] for m in memory.list_messages(actor, session)] == ["A", "r", "b"]
+    memory.conversations.put_message(
+        actor, session, "000001#in#000", {"role": "user", "content": [{"text": "A"}]}, expires
+    )
+    assert [m["content"][0]["text"] for m in memory.conversations.list_messages(actor, session)] == [
+        "A",
+        "r",
+        "b",
+    ]
 
 
 # -- HarnessStore and HarnessDefinitions ----------------------------------------------------------------

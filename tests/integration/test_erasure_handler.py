@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from harness.adapters.memory_store import owner_partition
-from harness.erasure import receipt_key
+from harness.adapters.memory.table import owner_partition
+from harness.audit import erasure_receipt_key as receipt_key
 from harness.ids import actor_digest
 
 from .support import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.adapters.memory_store import invocation_key
+from harness.adapters.memory.table import invocation_key
 from harness.wire import eventstream, sse
 
 from .support import (

@@ -17,7 +17,7 @@ import pytest
 
 from harness import loop as loop_module
 from harness import truncation
-from harness.adapters.memory_store import MemoryStore
+from harness.adapters.memory import memory_stores
 from harness.providers import openai as openai_provider
 from harness.providers import registry
 from harness.providers.base import ModelEvent, ModelProvider, ModelRequest
@@ -125,7 +125,9 @@ def text_of(items: list[dict[str, Any]]) -> str:
 
 
 def invocation(names: dict[str, str], actor: str, response: Any) -> dict[str, Any]:
-    found = MemoryStore(names["memory_table"]).get_invocation(actor, response.header("x-amzn-invocation-id"))
+    found = memory_stores(names["memory_table"]).invocations.get_invocation(
+        actor, response.header("x-amzn-invocation-id")
+    )
     assert found is not None
     return found
 
@@ -502,8 +504,8 @@ def test_summarization_replaces_older_turns_in_the_request_and_is_erased_with_th
         "first; second; /tool lookup {}",
     ]
     assert all("expiresAt" in item for item in items)
-    memory = MemoryStore(table)
-    messages = memory.list_messages_with_positions(actor, session)
+    memory = memory_stores(table)
+    messages = memory.conversations.list_messages_with_positions(actor, session)
     assert [item["sk"]["S"][len(prefix) :] for item in items] == [messages[i][0] for i in (1, 3, 7)]
     assert messages[0][1] == {"role": "user", "content": [{"text": "first"}]}, "storage is not summarized"
 

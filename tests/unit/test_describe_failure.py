@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.loop import describe_failure
+from harness.errors import Failure, describe_failure
 
 GENERIC = "The invocation failed because of an internal error; the operator can find it by invocation id."
 
@@ -24,21 +24,25 @@ def lambda_cause(error_type: str, message: str) -> str:
 
 
 def test_a_client_timeout_has_its_own_message() -> None:
-    assert describe_failure({"Error": "States.Timeout", "Cause": ""}) == (
+    assert describe_failure({"Error": "States.Timeout", "Cause": ""}) == Failure(
         "States.Timeout",
+        "internalServerException",
         "The client did not answer the pending tool uses in time.",
     )
 
 
 def test_model_call_errors_are_shown() -> None:
-    error, message = describe_failure(
+    failure = describe_failure(
         {
             "Error": "ModelCallError",
             "Cause": lambda_cause("ModelCallError", "Bedrock rejected the model call (ThrottlingException)"),
         }
     )
-    assert error == "ModelCallError"
-    assert message == "ModelCallError: Bedrock rejected the model call (ThrottlingException)"
+    assert failure == Failure(
+        "ModelCallError",
+        "runtimeClientError",
+        "ModelCallError: Bedrock rejected the model call (ThrottlingException)",
+    )
 
 
 @pytest.mark.parametrize(
@@ -53,11 +57,12 @@ def test_model_call_errors_are_shown() -> None:
     ],
 )
 def test_our_own_errors_are_caller_safe(name: str) -> None:
-    error, message = describe_failure(
+    failure = describe_failure(
         {"Error": name, "Cause": lambda_cause(name, "harness h-1 version 2 no longer exists")}
     )
-    assert error == name
-    assert message == f"{name}: harness h-1 version 2 no longer exists"
+    assert failure == Failure(
+        name, "internalServerException", f"{name}: harness h-1 version 2 no longer exists"
+    )
 
 
 @pytest.mark.parametrize(
@@ -75,9 +80,9 @@ def test_our_own_errors_are_caller_safe(name: str) -> None:
 )
 def test_other_errors_are_reported_without_internals(name: str) -> None:
     secret = "table AgentHarness-MemoryTable key {'actorId': 'alice'} at /var/task/harness/loop.py"
-    error, message = describe_failure({"Error": name, "Cause": lambda_cause(name, secret)})
-    assert error == name
-    assert message == GENERIC
+    assert describe_failure({"Error": name, "Cause": lambda_cause(name, secret)}) == Failure(
+        name, "internalServerException", GENERIC
+    )
 
 
 @pytest.mark.parametrize(
@@ -96,8 +101,8 @@ def test_our_errors_without_a_readable_message_get_the_generic_one(cause: str | 
     failure = {"Error": "ValidationError"}
     if cause is not None:
         failure["Cause"] = cause
-    assert describe_failure(failure)[1] == GENERIC
+    assert describe_failure(failure).message == GENERIC
 
 
 def test_a_failure_without_an_error_name_is_a_runtime_error() -> None:
-    assert describe_failure({}) == ("States.Runtime", GENERIC)
+    assert describe_failure({}) == Failure("States.Runtime", "internalServerException", GENERIC)

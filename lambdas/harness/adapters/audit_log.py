@@ -6,15 +6,13 @@ import base64
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from harness.adapters.clients import client
+from harness.canonical import canonical_json
+from harness.errors import TransientStoreError
 
 MAC_ALGORITHM = "HMAC_SHA_256"
-
-
-def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 class AuditLog:
@@ -25,16 +23,26 @@ class AuditLog:
         self._kms = client("kms")
 
     def write(self, key: str, record: dict[str, Any]) -> None:
-        """Write a record with its MAC; the bucket's default retention locks it (COMPLIANCE)."""
+        """Write a record with its MAC; the bucket's default retention locks it (COMPLIANCE).
+
+        Any failure to seal or store is retried by the step that writes (a record that is not
+        written must not let the work it records go on)."""
         body = canonical_json(record)
-        mac = self._kms.generate_mac(KeyId=self._mac_key_id, Message=body, MacAlgorithm=MAC_ALGORITHM)["Mac"]
-        sealed = {"record": record, "mac": base64.b64encode(mac).decode(), "macAlgorithm": MAC_ALGORITHM}
-        self._s3.put_object(
-            Bucket=self._bucket,
-            Key=key,
-            Body=canonical_json(sealed),
-            ContentType="application/json",
-        )
+        try:
+            mac = self._kms.generate_mac(KeyId=self._mac_key_id, Message=body, MacAlgorithm=MAC_ALGORITHM)[
+                "Mac"
+            ]
+            sealed = {"record": record, "mac": base64.b64encode(mac).decode(), "macAlgorithm": MAC_ALGORITHM}
+            self._s3.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=canonical_json(sealed),
+                ContentType="application/json",
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise TransientStoreError(
+                f"the audit record {key} could not be written; the step is retried"
+            ) from error
 
     def read(self, key: str) -> dict[str, Any] | None:
         try:

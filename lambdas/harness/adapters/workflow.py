@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -15,7 +16,7 @@ class Workflow:
         self._arn = state_machine_arn
         self._sfn = client("stepfunctions")
 
-    def start(self, invocation_id: str, execution_input: dict[str, Any]) -> None:
+    def start(self, invocation_id: str, execution_input: Mapping[str, Any]) -> None:
         """Start the execution named after the invocation; starting it again is a no-op."""
         try:
             self._sfn.start_execution(

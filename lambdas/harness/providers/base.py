@@ -6,6 +6,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+# Provider failures are part of the one error hierarchy; providers raise them from here.
+from harness.errors import ModelCallError as ModelCallError
+from harness.errors import ModelRequestError as ModelRequestError
+from harness.errors import ModelUnavailableError as ModelUnavailableError
+
 
 @dataclass(frozen=True)
 class ToolSpec:
@@ -61,17 +66,3 @@ class ModelProvider(Protocol):
     def stream(self, request: ModelRequest) -> Iterator[ModelEvent]:
         """Yield events as the model produces them; ends with ``Stop`` then ``Usage``."""
         ...
-
-
-class ModelCallError(Exception):
-    """A provider failed; the message is safe to show the caller (no credentials, no payloads)."""
-
-
-class ModelUnavailableError(ModelCallError):
-    """Throttling (429), a server error (5xx), a timeout or a connection failure: the call may
-    succeed on another model, so the router fails over."""
-
-
-class ModelRequestError(ModelCallError):
-    """The provider rejected the request itself (bad request, authentication, permissions): no
-    other model will fix it, so the invocation ends with this error."""
