@@ -7,13 +7,11 @@ members this deployment does not implement yet are rejected by name, never silen
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from harness import contract
+from harness import canonical, contract
 from harness import truncation as truncate
 from harness.errors import ConflictError, FieldProblem, ResourceNotFoundError, ValidationError
 from harness.ids import Account, new_harness_id
@@ -278,7 +276,7 @@ def _check_implemented(body: dict[str, Any], policy: ToolPolicy) -> None:
 
 def _request_digest(operation: str, harness_id: str, body: dict[str, Any]) -> str:
     relevant = {k: v for k, v in body.items() if k != "clientToken"}
-    return hashlib.sha256(json.dumps([operation, harness_id, relevant], sort_keys=True).encode()).hexdigest()
+    return canonical.digest([operation, harness_id, relevant])
 
 
 def _event_expiry_days(memory: dict[str, Any] | None, defaults: DeploymentDefaults) -> int:
