@@ -24,15 +24,8 @@ from harness.providers.base import (
     ToolUseStart,
     Usage,
 )
-from harness.providers.gemini import (
-    SKIP_SIGNATURE,
-    GeminiProvider,
-    from_gemini,
-    function_declarations,
-    sanitize_schema,
-    supports_tools,
-    to_gemini,
-)
+from harness.providers.gemini import SKIP_SIGNATURE, GeminiProvider, from_gemini, supports_tools, to_gemini
+from harness.providers.gemini_schema import function_declarations, sanitize_schema
 
 CANARY = "AIza-canary-7f3a9c1e5b2d4f60"
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:gemini-key"

@@ -21,17 +21,15 @@ Translation (pure functions, tested both ways): ``to_gemini`` / ``from_gemini``.
   them). Every replayed ``function_call`` therefore carries Google's documented placeholder
   signature ``skip_thought_signature_validator``, without which Gemini 3 models reject a history
   with function calls they did not sign.
-- Tool schemas go through ``sanitize_schema`` (Gemini's OpenAPI-subset ``Schema``); see there for
-  exactly what is stripped or rewritten.
+- Tool schemas go through ``gemini_schema.sanitize_schema`` (Gemini's OpenAPI-subset ``Schema``);
+  see there for exactly what is stripped or rewritten.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
-import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -44,11 +42,16 @@ from harness.providers.base import (
     ModelUnavailableError,
     Stop,
     TextDelta,
-    ToolSpec,
     ToolUseInputDelta,
     ToolUseStart,
     Usage,
 )
+from harness.providers.blocks import IMAGE_FORMATS, document_note, image_mime_type
+from harness.providers.call_errors import safe_word, status_error
+from harness.providers.client_cache import ClientCache
+from harness.providers.config import additional_params, api_key, config_for, inference_settings
+from harness.providers.gemini_schema import function_declarations
+from harness.providers.tool_use_ids import generated_tool_use_id, is_tool_use_id, request_seed
 
 CONFIG_KEY = "geminiModelConfig"
 DEFAULT_TIMEOUT_SECONDS = 120.0
@@ -60,9 +63,8 @@ RESERVED_CONFIG_PARAMS = frozenset(
     {"system_instruction", "systemInstruction", "tools", "automatic_function_calling"}
 )
 
-IMAGE_MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
-TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-_SAFE_WORD = re.compile(r"[A-Za-z0-9_.:\- ]{1,64}")
+# Statuses worth trying on another model (Gemini has no lock conflicts): timeout, throttling.
+TRANSIENT_STATUSES = frozenset({408, 429})
 
 FINISH_REASONS = {
     "STOP": "end_turn",
@@ -83,172 +85,6 @@ FINISH_REASONS = {
 def supports_tools(config: dict[str, Any]) -> bool:
     """Every Gemini model this provider serves can take function declarations."""
     return True
-
-
-# --------------------------------------------------------------------------------------------
-# Tool schemas
-# --------------------------------------------------------------------------------------------
-
-# Keys Gemini's Schema takes, in JSON Schema spelling (the SDK accepts these camelCase names).
-KEPT_SCHEMA_KEYS = frozenset(
-    {
-        "type",
-        "format",
-        "title",
-        "description",
-        "nullable",
-        "enum",
-        "items",
-        "properties",
-        "required",
-        "minItems",
-        "maxItems",
-        "minProperties",
-        "maxProperties",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "minimum",
-        "maximum",
-        "default",
-        "example",
-        "anyOf",
-        "propertyOrdering",
-    }
-)
-# The formats Gemini accepts, per type; any other format is dropped (and named in the description).
-ALLOWED_FORMATS = {
-    "string": frozenset({"enum", "date-time"}),
-    "number": frozenset({"float", "double"}),
-    "integer": frozenset({"int32", "int64"}),
-}
-MAX_REF_DEPTH = 8
-
-
-def sanitize_schema(schema: Any) -> dict[str, Any]:
-    """A JSON Schema rewritten into what Gemini's function ``parameters`` accept.
-
-    - local ``$ref``s (``#/$defs/...``, ``#/definitions/...``) are inlined (a recursive reference
-      stops after 8 levels as a plain ``{"type": "object"}``); ``$defs``/``definitions`` go;
-    - ``"type": [T, "null"]`` becomes ``T`` with ``nullable: true`` (several types: ``anyOf``);
-    - ``oneOf`` becomes ``anyOf``; ``allOf`` is merged into one schema; ``const`` becomes a
-      one-value ``enum``; ``examples`` becomes ``example`` (the first);
-    - ``format``s other than date-time/enum (strings), float/double (numbers) and int32/int64
-      (integers) are dropped and named in the description;
-    - a non-string ``enum`` is dropped and listed in the description (Gemini enums are strings);
-    - ``required`` keeps only names that are in ``properties``;
-    - every other keyword is dropped: ``additionalProperties``, ``$schema``, ``$id``, ``$comment``,
-      ``patternProperties``, ``not``, ``if``/``then``/``else``, ``exclusiveMinimum``/
-      ``exclusiveMaximum``, ``multipleOf``, ``uniqueItems``, ``prefixItems``, ``contains``,
-      ``readOnly``/``writeOnly``, ``deprecated``, ...
-    """
-    if not isinstance(schema, dict):
-        return {}
-    definitions: dict[str, Any] = {}
-    for key in ("definitions", "$defs"):
-        if isinstance(schema.get(key), dict):
-            definitions.update({f"#/{key}/{name}": value for name, value in schema[key].items()})
-    return _sanitize(schema, definitions, 0)
-
-
-def _resolve(schema: dict[str, Any], definitions: dict[str, Any], depth: int) -> tuple[dict[str, Any], int]:
-    while isinstance(schema.get("$ref"), str):
-        target = definitions.get(schema["$ref"])
-        if not isinstance(target, dict) or depth >= MAX_REF_DEPTH:
-            return {"type": "object"}, depth
-        siblings = {k: v for k, v in schema.items() if k != "$ref"}
-        schema = {**target, **siblings}
-        depth += 1
-    return schema, depth
-
-
-def _merge_all_of(schema: dict[str, Any]) -> dict[str, Any]:
-    parts = [p for p in schema.get("allOf", []) if isinstance(p, dict)]
-    merged = {k: v for k, v in schema.items() if k != "allOf"}
-    for part in parts:
-        for key, value in part.items():
-            if key == "properties" and isinstance(value, dict):
-                merged["properties"] = {**merged.get("properties", {}), **value}
-            elif key == "required" and isinstance(value, list):
-                merged["required"] = list(dict.fromkeys([*merged.get("required", []), *value]))
-            else:
-                merged.setdefault(key, value)
-    return merged
-
-
-def _note(description: Any, note: str) -> str:
-    return f"{description} ({note})" if isinstance(description, str) and description else f"({note})"
-
-
-def _sanitize(schema: dict[str, Any], definitions: dict[str, Any], depth: int) -> dict[str, Any]:
-    schema, depth = _resolve(schema, definitions, depth)
-    if "allOf" in schema:
-        schema = _merge_all_of(schema)
-        schema, depth = _resolve(schema, definitions, depth)
-    out: dict[str, Any] = {}
-    any_of = schema.get("anyOf", schema.get("oneOf"))
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        types = [t for t in kind if t != "null"]
-        if len(types) < len(kind):
-            out["nullable"] = True
-        if len(types) == 1:
-            kind = types[0]
-        else:
-            kind = None
-            if types and any_of is None:
-                any_of = [{"type": t} for t in types]
-    if isinstance(kind, str):
-        out["type"] = kind
-    for key, value in schema.items():
-        if key not in KEPT_SCHEMA_KEYS or key in ("type", "anyOf", "properties", "items", "required"):
-            continue
-        out[key] = value
-    if "const" in schema and "enum" not in schema:
-        out["enum"] = [schema["const"]]
-    examples = schema.get("examples")
-    if isinstance(examples, list) and examples and "example" not in schema:
-        out["example"] = examples[0]
-    if "format" in out:
-        allowed = ALLOWED_FORMATS.get(str(kind), frozenset())
-        if out["format"] not in allowed:
-            out["description"] = _note(out.get("description"), f"format: {out.pop('format')}")
-    if "enum" in out:
-        values = out["enum"]
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            out.pop("enum")
-            listed = ", ".join(json.dumps(v) for v in values) if isinstance(values, list) else ""
-            out["description"] = _note(out.get("description"), f"one of: {listed}")
-    if isinstance(any_of, list):
-        out["anyOf"] = [_sanitize(s, definitions, depth) for s in any_of if isinstance(s, dict)]
-    if isinstance(schema.get("properties"), dict):
-        out["properties"] = {
-            name: _sanitize(s if isinstance(s, dict) else {}, definitions, depth)
-            for name, s in schema["properties"].items()
-        }
-        if not out["properties"]:
-            out.pop("properties")
-    if isinstance(schema.get("items"), dict):
-        out["items"] = _sanitize(schema["items"], definitions, depth)
-    if isinstance(schema.get("required"), list):
-        names = [n for n in schema["required"] if n in out.get("properties", {})]
-        if names:
-            out["required"] = names
-    if isinstance(out.get("propertyOrdering"), list):
-        out["propertyOrdering"] = [n for n in out["propertyOrdering"] if n in out.get("properties", {})]
-    return out
-
-
-def function_declarations(tools: list[ToolSpec]) -> list[dict[str, Any]]:
-    declarations = []
-    for tool in tools:
-        declaration: dict[str, Any] = {"name": tool.name, "description": tool.description}
-        parameters = sanitize_schema(tool.input_schema)
-        # Gemini rejects an OBJECT schema with no properties: a tool without inputs declares none.
-        if parameters.get("properties"):
-            declaration["parameters"] = parameters
-        declarations.append(declaration)
-    return declarations
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,12 +144,11 @@ def gemini_contents(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 parts.append({"text": block["text"]})
             elif "image" in block:
                 image = block["image"]
-                mime = IMAGE_MIME_TYPES.get(image.get("format", "png"), "image/" + image.get("format", "png"))
+                mime = image_mime_type(image.get("format", "png"))
                 data = _b64decode(image.get("source", {}).get("bytes", ""))
                 parts.append({"inline_data": {"mime_type": mime, "data": data}})
             elif "document" in block:
-                name = block["document"].get("name", "document")
-                parts.append({"text": f"[document {name!r} left out: this model cannot read documents]"})
+                parts.append({"text": document_note(block)})
             elif "toolUse" in block:
                 use = block["toolUse"]
                 call = {"id": use["toolUseId"], "name": use["name"], "args": use.get("input", {})}
@@ -345,9 +180,7 @@ def from_gemini(contents: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 call = part["function_call"]
                 raw_id = call.get("id")
                 tool_use_id = (
-                    raw_id
-                    if isinstance(raw_id, str) and TOOL_USE_ID.fullmatch(raw_id)
-                    else generated_tool_use_id(f"history:{position}", index)
+                    raw_id if is_tool_use_id(raw_id) else generated_tool_use_id(f"history:{position}", index)
                 )
                 blocks.append(
                     {
@@ -379,7 +212,7 @@ def from_gemini(contents: list[dict[str, Any]]) -> list[dict[str, Any]]:
             elif part.get("inline_data"):
                 blob = part["inline_data"]
                 mime = str(blob.get("mime_type", "image/png"))
-                fmt = {v: k for k, v in IMAGE_MIME_TYPES.items()}.get(mime, mime.partition("/")[2])
+                fmt = IMAGE_FORMATS.get(mime, mime.partition("/")[2])
                 data = blob.get("data", b"")
                 encoded = base64.b64encode(data).decode("ascii") if isinstance(data, bytes) else data
                 blocks.append({"image": {"format": fmt, "source": {"bytes": encoded}}})
@@ -393,46 +226,23 @@ def from_gemini(contents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _config(request: ModelRequest) -> dict[str, Any]:
-    config = request.model_config.get(CONFIG_KEY)
-    if not isinstance(config, dict) or not config.get("modelId"):
-        raise ModelRequestError(f"{CONFIG_KEY}.modelId is required")
-    return config
-
-
 def to_gemini(request: ModelRequest) -> dict[str, Any]:
     """``model``, ``contents`` and ``config`` for ``generate_content_stream`` (SDK field names)."""
-    config = _config(request)
+    config = config_for(request, CONFIG_KEY)
     generation: dict[str, Any] = {"automatic_function_calling": {"disable": True}}
     if request.system:
         generation["system_instruction"] = {"parts": [{"text": text} for text in request.system]}
     if request.tools:
         generation["tools"] = [{"function_declarations": function_declarations(request.tools)}]
-    for ours, theirs in (
-        ("maxTokens", "max_output_tokens"),
-        ("temperature", "temperature"),
-        ("topP", "top_p"),
-        ("topK", "top_k"),
-    ):
-        if ours in config:
-            generation[theirs] = config[ours]
-    params = config.get("additionalParams") or {}
-    if not isinstance(params, dict):
-        raise ModelRequestError(f"{CONFIG_KEY}.additionalParams must be an object")
-    clash = sorted(set(params) & RESERVED_CONFIG_PARAMS)
-    if clash:
-        raise ModelRequestError(f"{CONFIG_KEY}.additionalParams may not set {', '.join(clash)}")
-    generation.update(params)
+    names = {"maxTokens": "max_output_tokens", "temperature": "temperature", "topP": "top_p", "topK": "top_k"}
+    generation.update(inference_settings(config, names))
+    generation.update(additional_params(config, CONFIG_KEY, RESERVED_CONFIG_PARAMS))
     return {"model": config["modelId"], "contents": gemini_contents(request.messages), "config": generation}
 
 
 # --------------------------------------------------------------------------------------------
 # Stream
 # --------------------------------------------------------------------------------------------
-
-
-def generated_tool_use_id(seed: str, position: int) -> str:
-    return "tooluse_" + hashlib.sha256(f"{seed}:{position}".encode()).hexdigest()[:24]
 
 
 def _enum_name(value: Any) -> str | None:
@@ -473,10 +283,7 @@ class GeminiStreamReader:
     def _call(self, call: Any) -> Iterator[ModelEvent]:
         self._calls += 1
         raw_id = call.id
-        if isinstance(raw_id, str) and TOOL_USE_ID.fullmatch(raw_id):
-            tool_use_id = raw_id
-        else:
-            tool_use_id = generated_tool_use_id(self._seed, self._calls)
+        tool_use_id = raw_id if is_tool_use_id(raw_id) else generated_tool_use_id(self._seed, self._calls)
         yield ToolUseStart(tool_use_id=tool_use_id, name=call.name or "")
         yield ToolUseInputDelta(tool_use_id=tool_use_id, input_json=json.dumps(call.args or {}))
 
@@ -491,15 +298,6 @@ class GeminiStreamReader:
                 reason = "tool_use"
         yield Stop(reason)
         yield Usage(input_tokens=self._usage[0], output_tokens=self._usage[1])
-
-
-def _safe_word(value: Any, secrets: tuple[str, ...]) -> str | None:
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        return None
-    text = str(value).strip()
-    if not _SAFE_WORD.fullmatch(text) or any(s and s in text for s in secrets):
-        return None
-    return text
 
 
 def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
@@ -521,11 +319,7 @@ def gemini_error(error: Exception, secrets: tuple[str, ...]) -> ModelCallError:
     timeouts, transport = _transport_errors()
     if isinstance(error, errors.APIError):
         code = error.code if isinstance(error.code, int) else 0
-        kind = _safe_word(error.status, secrets)
-        message = f"The gemini model call failed: HTTP {code}" + (f" ({kind})" if kind else "")
-        if code in (408, 429) or code >= 500:
-            return ModelUnavailableError(message)
-        return ModelRequestError(message)
+        return status_error("gemini", code, safe_word(error.status, secrets), TRANSIENT_STATUSES)
     if timeouts and isinstance(error, timeouts):
         return ModelUnavailableError("The gemini model call timed out")
     if isinstance(error, TimeoutError):
@@ -537,8 +331,7 @@ def gemini_error(error: Exception, secrets: tuple[str, ...]) -> ModelCallError:
     return ModelRequestError(f"The gemini model call failed ({type(error).__name__})")
 
 
-MAX_CACHED_CLIENTS = 16
-_CLIENTS: dict[tuple[str, str | None, float], Any] = {}
+_CLIENTS = ClientCache()
 
 
 class GeminiProvider:
@@ -563,23 +356,17 @@ class GeminiProvider:
         self._timeout = timeout
 
     def _client(self, key: str) -> Any:
-        # Clients outlive a provider instance (a warm Lambda reuses them), keyed by a digest of the
-        # key, never the key itself.
-        cache_key = (hashlib.sha256(key.encode()).hexdigest(), self._base_url, self._timeout)
-        client = _CLIENTS.get(cache_key)
-        if client is None:
+        def build() -> Any:
             from google import genai
             from google.genai import types
 
             options = types.HttpOptions(base_url=self._base_url, timeout=int(self._timeout * 1000))
-            client = genai.Client(api_key=key, vertexai=False, http_options=options)
-            if len(_CLIENTS) >= MAX_CACHED_CLIENTS:
-                _CLIENTS.clear()
-            _CLIENTS[cache_key] = client
-        return client
+            return genai.Client(api_key=key, vertexai=False, http_options=options)
+
+        return _CLIENTS.get(key, (self._base_url, self._timeout), build)
 
     def stream(self, request: ModelRequest) -> Iterator[ModelEvent]:
-        config = _config(request)
+        config = config_for(request, CONFIG_KEY)
         body = to_gemini(request)
         try:
             from google.genai import types  # on first use only: cold starts pay for what they call
@@ -590,14 +377,8 @@ class GeminiProvider:
         unknown = sorted(set(body["config"]) - _config_fields(types))
         if unknown:
             raise ModelRequestError(f"{CONFIG_KEY}.additionalParams has unknown fields: {', '.join(unknown)}")
-        arn = config.get("apiKeyArn")
-        if not arn:
-            raise ModelRequestError(f"{CONFIG_KEY}.apiKeyArn is required")
-        key = self._api_key_for(arn)
-        if not key:
-            raise ModelRequestError(f"the secret named by {CONFIG_KEY}.apiKeyArn is empty")
-        digest = hashlib.sha256(json.dumps(body["contents"], sort_keys=True, default=str).encode())
-        reader = GeminiStreamReader(digest.hexdigest()[:16])
+        key = api_key(self._api_key_for, config, CONFIG_KEY)
+        reader = GeminiStreamReader(request_seed(body["contents"]))
         secrets = (key,)
         try:
             stream = self._client(key).models.generate_content_stream(

@@ -13,7 +13,6 @@ Behaviour (documented in the README):
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +27,7 @@ from harness.providers.base import (
     ToolUseStart,
     Usage,
 )
+from harness.providers.tool_use_ids import hashed_tool_use_id
 
 MODEL_ID_PREFIX = "local/"
 
@@ -110,8 +110,7 @@ class LocalProvider:
                 return
             calls.append((name, tool_input))
         for index, (name, tool_input) in enumerate(calls):
-            seed = f"{len(request.messages)}:{index}:{command}".encode()
-            tool_use_id = "tooluse_" + hashlib.sha256(seed).hexdigest()[:24]
+            tool_use_id = hashed_tool_use_id(f"{len(request.messages)}:{index}:{command}")
             yield ToolUseStart(tool_use_id=tool_use_id, name=name)
             yield ToolUseInputDelta(tool_use_id=tool_use_id, input_json=json.dumps(tool_input))
         yield Stop("tool_use")
