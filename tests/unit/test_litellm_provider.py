@@ -14,7 +14,7 @@ import pytest
 from provider_servers import CHAT_DONE, FakeServer, Reply, chat_chunk, chat_usage, openai_error
 
 from harness.providers import litellm as litellm_provider
-from harness.providers import openai as openai_provider
+from harness.providers import openai_chat
 from harness.providers.base import (
     ModelRequest,
     ModelRequestError,
@@ -73,12 +73,12 @@ def without_litellm(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_translation_is_the_openai_one() -> None:
-    assert litellm_provider.chat_messages is openai_provider.chat_messages
-    assert litellm_provider.ChatStreamReader is openai_provider.ChatStreamReader
+    assert litellm_provider.chat_request is openai_chat.chat_request
+    assert litellm_provider.ChatStreamReader is openai_chat.ChatStreamReader
     kwargs = to_litellm(request(apiBase="http://127.0.0.1:9/v1", maxTokens=10, additionalParams={"seed": 3}))
-    assert kwargs["messages"] == openai_provider.chat_messages(HISTORY, ["Be brief."])
+    assert kwargs["messages"] == openai_chat.chat_messages(HISTORY, ["Be brief."])
     assert kwargs["messages"][-1] == {"role": "tool", "tool_call_id": "tooluse_1", "content": "Error: down"}
-    assert kwargs["tools"] == openai_provider.chat_tools([TOOL])
+    assert kwargs["tools"] == openai_chat.chat_tools([TOOL])
     assert kwargs["api_base"] == "http://127.0.0.1:9/v1"
     assert (kwargs["max_tokens"], kwargs["seed"], kwargs["stream"]) == (10, 3, True)
     assert "api_key" not in kwargs
@@ -174,7 +174,7 @@ def test_streams_through_litellm(litellm: Any, server: FakeServer) -> None:
     assert events[-2:] == [Stop("tool_use"), Usage(20, 6)]
     (received,) = server.requests
     assert received.headers["authorization"] == f"Bearer {CANARY}"
-    assert received.body["messages"] == openai_provider.chat_messages(HISTORY, ["Be brief."])
+    assert received.body["messages"] == openai_chat.chat_messages(HISTORY, ["Be brief."])
 
 
 @pytest.mark.parametrize(

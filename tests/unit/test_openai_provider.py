@@ -35,14 +35,9 @@ from harness.providers.base import (
     ToolUseStart,
     Usage,
 )
-from harness.providers.openai import (
-    OpenAIProvider,
-    from_openai_chat,
-    from_openai_responses,
-    supports_tools,
-    to_openai_chat,
-    to_openai_responses,
-)
+from harness.providers.openai import OpenAIProvider, supports_tools
+from harness.providers.openai_chat import from_openai_chat, to_openai_chat
+from harness.providers.openai_responses import from_openai_responses, to_openai_responses
 
 CANARY = "sk-canary-7f3a9c1e5b2d4f60"
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-key"

@@ -17,7 +17,10 @@ SDKS = ("openai", "google.genai", "litellm", "mcp", "httpx2", "jsonschema")
     "module",
     [
         "harness.providers.openai",
+        "harness.providers.openai_chat",
+        "harness.providers.openai_responses",
         "harness.providers.gemini",
+        "harness.providers.tool_use_ids",
         "harness.providers.litellm",
         "harness.providers.registry",
         "harness.tools.dispatch",

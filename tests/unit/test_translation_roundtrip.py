@@ -27,13 +27,9 @@ from hypothesis import strategies as st
 
 from harness.providers.base import ModelRequest
 from harness.providers.gemini import from_gemini, to_gemini
-from harness.providers.openai import (
-    ERROR_PREFIX,
-    from_openai_chat,
-    from_openai_responses,
-    to_openai_chat,
-    to_openai_responses,
-)
+from harness.providers.openai_chat import from_openai_chat, to_openai_chat
+from harness.providers.openai_format import ERROR_PREFIX
+from harness.providers.openai_responses import from_openai_responses, to_openai_responses
 
 TOOL_IDS = st.from_regex(r"[a-zA-Z0-9_-]{1,64}", fullmatch=True)
 NAMES = st.from_regex(r"[a-zA-Z][a-zA-Z0-9_]{0,20}", fullmatch=True)

@@ -2,7 +2,7 @@
 ``litellm.completion(..., stream=True)``.
 
 LiteLLM speaks the OpenAI Chat Completions format, so the translation is the OpenAI one
-(``harness.providers.openai.chat_messages`` / ``chat_tools`` and its stream reader): one
+(``harness.providers.openai_chat.chat_request`` and its stream reader): one
 translation, not two. ``litellm`` is imported on first use; when it is not installed, ``stream``
 raises ``ModelRequestError`` and ``supports_tools`` answers True (nothing says otherwise).
 
@@ -24,16 +24,11 @@ from harness.providers.base import (
     ModelRequestError,
     ModelUnavailableError,
 )
-from harness.providers.openai import (
-    ChatStreamReader,
-    additional_params,
-    chat_messages,
-    chat_tools,
-    config_for,
-    openai_error,
-    request_seed,
-    status_error,
-)
+from harness.providers.call_errors import status_error
+from harness.providers.config import additional_params, config_for, inference_settings
+from harness.providers.openai_chat import ChatStreamReader, chat_request
+from harness.providers.openai_errors import openai_error
+from harness.providers.tool_use_ids import request_seed
 
 CONFIG_KEY = "liteLlmModelConfig"
 DEFAULT_TIMEOUT_SECONDS = 120.0
@@ -71,19 +66,11 @@ def supports_tools(config: dict[str, Any]) -> bool:
 def to_litellm(request: ModelRequest) -> dict[str, Any]:
     """Keyword arguments for ``litellm.completion`` (without the API key)."""
     config = config_for(request, CONFIG_KEY)
-    kwargs: dict[str, Any] = {
-        "model": config["modelId"],
-        "messages": chat_messages(request.messages, request.system),
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    if request.tools:
-        kwargs["tools"] = chat_tools(request.tools)
+    kwargs = chat_request(config["modelId"], request)
     if config.get("apiBase"):
         kwargs["api_base"] = config["apiBase"]
-    for ours, theirs in (("maxTokens", "max_tokens"), ("temperature", "temperature"), ("topP", "top_p")):
-        if ours in config:
-            kwargs[theirs] = config[ours]
+    names = {"maxTokens": "max_tokens", "temperature": "temperature", "topP": "top_p"}
+    kwargs.update(inference_settings(config, names))
     kwargs.update(additional_params(config, CONFIG_KEY, RESERVED_PARAMS))
     return kwargs
 
