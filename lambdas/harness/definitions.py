@@ -7,11 +7,13 @@ members this deployment does not implement yet are rejected by name, never silen
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from harness import canonical, contract
+from harness import contract
 from harness import truncation as truncate
 from harness.errors import ConflictError, FieldProblem, ResourceNotFoundError, ValidationError
 from harness.ids import Account, new_harness_id
@@ -275,8 +277,10 @@ def _check_implemented(body: dict[str, Any], policy: ToolPolicy) -> None:
 
 
 def _request_digest(operation: str, harness_id: str, body: dict[str, Any]) -> str:
+    """Stored with each remembered clientToken, which never expires: its bytes must stay what they
+    were when the first tokens were stored (so not ``canonical.digest``'s compact form)."""
     relevant = {k: v for k, v in body.items() if k != "clientToken"}
-    return canonical.digest([operation, harness_id, relevant])
+    return hashlib.sha256(json.dumps([operation, harness_id, relevant], sort_keys=True).encode()).hexdigest()
 
 
 def _event_expiry_days(memory: dict[str, Any] | None, defaults: DeploymentDefaults) -> int:
