@@ -198,6 +198,11 @@ def pattern(service: str, shape_name: str) -> re.Pattern[str]:
     return _compiled(shape["pattern"])
 
 
+def satisfies(service: str, shape_name: str, value: str) -> bool:
+    """Whether a string meets a string shape's constraints (enum, length, pattern)."""
+    return not _string_messages(_shape(service, shape_name), value)
+
+
 @functools.cache
 def stream_event_names(service: str, stream_shape: str) -> frozenset[str]:
     """Every event name (member) of an event-stream union such as ``InvokeHarnessStreamOutput``."""

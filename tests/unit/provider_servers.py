@@ -13,7 +13,6 @@ yields each delta as it arrives), or hang before answering (to exercise client t
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -260,4 +259,3 @@ WEATHER_TOOL_TURNS: list[dict[str, Any]] = [
 ]
 
 # What a toolUseId may look like in the AgentCore contract (HarnessToolUseId).
-TOOL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")

@@ -13,7 +13,6 @@ import pytest
 from provider_servers import (
     CHAT_DONE,
     PNG,
-    TOOL_ID,
     WEATHER_TOOL_TURNS,
     FakeServer,
     Reply,
@@ -38,6 +37,7 @@ from harness.providers.base import (
 from harness.providers.openai import OpenAIProvider, supports_tools
 from harness.providers.openai_chat import from_openai_chat, to_openai_chat
 from harness.providers.openai_responses import from_openai_responses, to_openai_responses
+from harness.providers.tool_use_ids import is_tool_use_id
 
 CANARY = "sk-canary-7f3a9c1e5b2d4f60"
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-key"
@@ -267,7 +267,7 @@ def test_a_compatible_server_without_call_ids_or_arguments(server: FakeServer) -
     server.push(Reply(chunks=[chat_chunk({"tool_calls": [call]}), chat_chunk({}, "stop"), CHAT_DONE]))
     events = list(provider().stream(request(server)))
     (start,) = [e for e in events if isinstance(e, ToolUseStart)]
-    assert TOOL_ID.fullmatch(start.tool_use_id)
+    assert is_tool_use_id(start.tool_use_id)
     assert arguments(events) == {start.tool_use_id: {}}
     assert events[-2] == Stop("tool_use")
     server.push(Reply(chunks=[chat_chunk({"tool_calls": [call]}), chat_chunk({}, "stop"), CHAT_DONE]))
@@ -592,5 +592,5 @@ def test_a_call_id_that_is_not_a_valid_tool_use_id_is_replaced(server: FakeServe
     server.push(Reply(chunks=[chat_chunk({"tool_calls": [call]}), chat_chunk({}, "tool_calls"), CHAT_DONE]))
     events = list(provider().stream(request(server)))
     (start,) = [e for e in events if isinstance(e, ToolUseStart)]
-    assert start.tool_use_id.startswith("tooluse_") and TOOL_ID.fullmatch(start.tool_use_id)
+    assert start.tool_use_id.startswith("tooluse_") and is_tool_use_id(start.tool_use_id)
     assert arguments(events) == {start.tool_use_id: {}}

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.loop.context import Emit
 from harness.providers.base import ModelEvent, Stop, TextDelta, ToolUseInputDelta, ToolUseStart, Usage
-from harness.providers.tool_use_ids import TOOL_USE_ID, new_tool_use_id
+from harness.providers.tool_use_ids import is_tool_use_id, new_tool_use_id
 
 # The stream's extra fields of a tool use by tool name (type and serverName of server tools).
 DescribeToolUse = Callable[[str], dict[str, str]]
@@ -83,7 +83,7 @@ class Reply:
 
     def _start_tool_use(self, event: ToolUseStart) -> None:
         tool_use_id = event.tool_use_id
-        if tool_use_id in self._taken or not TOOL_USE_ID.fullmatch(tool_use_id):
+        if tool_use_id in self._taken or not is_tool_use_id(tool_use_id):
             tool_use_id = new_tool_use_id()
         self._taken.add(tool_use_id)
         self._renamed[event.tool_use_id] = tool_use_id

@@ -1,29 +1,29 @@
-"""Tool-use ids: the one pattern a canonical id matches and the ids the harness makes up.
+"""Tool-use ids: what makes an id canonical, and the ids the harness makes up.
 
-A canonical ``toolUseId`` matches ``[a-zA-Z0-9_-]{1,64}`` (what Bedrock accepts, so a history stays
-valid after a model switch). A provider passes a model's own call id on when it matches, and
-otherwise derives a deterministic ``tooluse_<24 hex digits>`` id from the request, so the same reply
-to the same request gets the same ids. The loop gives a call whose id is repeated or invalid a
-fresh random one (``new_tool_use_id``).
+A canonical ``toolUseId`` satisfies the contract's ``HarnessToolUseId`` (``[a-zA-Z0-9_-]``, 1 to 64
+characters: also what Bedrock accepts, so a history stays valid after a model switch). A provider
+passes a model's own call id on when it is canonical, and otherwise derives a deterministic
+``tooluse_<24 hex digits>`` id from the request, so the same reply to the same request gets the
+same ids. The loop gives a call whose id is repeated or invalid a fresh random one
+(``new_tool_use_id``).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from typing import Any, TypeGuard
 
+from harness import contract
 from harness.canonical import text_digest
 
-TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 PREFIX = "tooluse_"
 _HEX_DIGITS = 24
 
 
 def is_tool_use_id(value: Any) -> TypeGuard[str]:
     """Whether ``value`` is a valid canonical tool-use id."""
-    return isinstance(value, str) and TOOL_USE_ID.fullmatch(value) is not None
+    return isinstance(value, str) and contract.satisfies("bedrock-agentcore", "HarnessToolUseId", value)
 
 
 def hashed_tool_use_id(text: str) -> str:
@@ -38,7 +38,7 @@ def generated_tool_use_id(seed: str, position: int) -> str:
 
 def canonical_tool_use_id(raw: Any, seed: str, position: int) -> str:
     """The model's call id when it is a valid canonical id; otherwise a deterministic one derived
-    from it (none, or one that is not ``[a-zA-Z0-9_-]{1,64}``)."""
+    from it (none, or one that is not canonical)."""
     if is_tool_use_id(raw):
         return raw
     return generated_tool_use_id(f"{seed}:{raw}", position)
