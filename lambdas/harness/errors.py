@@ -3,6 +3,11 @@
 - ``HarnessError``: what an API caller can act on. Each maps to an AgentCore-shaped error response
   (the error shapes of the ``bedrock-agentcore-control`` / ``bedrock-agentcore`` service models) in
   one place, ``HarnessError.to_response()``.
+- ``ToolCallError``: a tool call failed at or on the way to its target. The dispatcher turns it
+  into the call's error result, which the model and the caller's stream see: its message names no
+  secret value and no payload.
+- ``ConfigurationError``: an operator's configuration (gateways, OpenAPI documents) is unusable;
+  found when the stack is synthesized or a function loads it, and the message names the place.
 - ``LoopError``: raised by a step of the agent loop. Step Functions sees the class name: its Retry
   and Catch clauses match it (``stacks/agent_loop.asl.json``; a test ties both sides), and
   ``describe_failure`` turns a caught one into what the caller's stream says.
@@ -92,16 +97,6 @@ class ConflictError(HarnessError):
     status_code = 409
 
 
-class ServiceQuotaExceededError(HarnessError):
-    error_type = "ServiceQuotaExceededException"
-    status_code = 402
-
-
-class ThrottlingError(HarnessError):
-    error_type = "ThrottlingException"
-    status_code = 429
-
-
 class PayloadTooLargeError(ValidationError):
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(f"Request body exceeds the limit of {limit_bytes} bytes.", reason="CannotParse")
@@ -109,6 +104,47 @@ class PayloadTooLargeError(ValidationError):
 
 class InternalError(HarnessError):
     """Raised for our own faults; the message shown to callers never carries internals."""
+
+
+class ToolCallError(Exception):
+    """A tool call could not be completed; the message is shown to the model as the tool's error."""
+
+
+class McpError(ToolCallError):
+    """The MCP server could not be reached, answered with an HTTP error, or broke the protocol."""
+
+
+class McpTimeoutError(McpError):
+    """The MCP operation did not finish within its timeout."""
+
+
+class TargetUnavailable(ToolCallError):
+    """A gateway target could not give an answer: circuit open, rate limited, no credentials, or
+    connection failures, timeouts, 429 or 5xx until the attempts ran out."""
+
+
+class OutboundAuthError(ToolCallError):
+    """Credentials for a target could not be obtained; the message names no secret value."""
+
+
+class VaultSecretError(ToolCallError, ValueError):
+    """A named vault secret cannot be read; the message names the secret, never its value."""
+
+
+class ArgumentError(ToolCallError, ValueError):
+    """A tool call's arguments cannot make a request of its operation; safe to show the model."""
+
+
+class ConfigurationError(ValueError):
+    """An operator's configuration is unusable; the message names where it is wrong."""
+
+
+class GatewayConfigError(ConfigurationError):
+    """The stack's gateway configuration is wrong."""
+
+
+class OpenApiError(ConfigurationError):
+    """An OpenAPI document cannot be turned into tools."""
 
 
 class LoopError(Exception):

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.approvals import ApprovalPolicy, parse_policies
+from harness.errors import GatewayConfigError
 from harness.tools import openapi
 from harness.tools.http_target import TargetPolicy
 from harness.tools.registry import SEPARATOR, url_problem
@@ -56,10 +57,6 @@ _TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _LAMBDA_ARN = re.compile(
     r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[a-zA-Z0-9_-]+(:[a-zA-Z0-9_$-]+)?"
 )
-
-
-class GatewayConfigError(ValueError):
-    """The stack's gateway configuration is wrong; the message names the place."""
 
 
 def gateway_id(name: str) -> str:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from botocore.exceptions import BotoCoreError, ClientError
 
 from harness.adapters.clients import client
+from harness.errors import VaultSecretError
 from harness.providers.base import ModelRequestError, ModelUnavailableError
 from harness.quiet_logs import QuietWhile
 
@@ -93,10 +94,6 @@ def _credential(secret: str) -> _Credential:
     bases = document.get("apiBases")
     allowed = [_normalized(b) for b in bases if isinstance(b, str)] if isinstance(bases, list) else []
     return _Credential(key.strip() if isinstance(key, str) else "", frozenset(allowed))
-
-
-class VaultSecretError(ValueError):
-    """A named vault secret cannot be read; the message names the secret, never its value."""
 
 
 class Vault:

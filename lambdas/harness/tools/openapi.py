@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
+from harness.errors import ArgumentError, OpenApiError
+
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 BODY_PROPERTY = "body"
 _TOOL_NAME_INVALID = re.compile(r"[^a-zA-Z0-9_-]+")
@@ -41,14 +43,6 @@ _MAX_TOOL_NAME = 64
 _IGNORED_HEADERS = {"accept", "content-type", "authorization"}
 _OPENAPI_ONLY_KEYWORDS = ("discriminator", "xml", "externalDocs", "example")
 _PATH_TEMPLATE = re.compile(r"\{([^{}]+)\}")
-
-
-class OpenApiError(ValueError):
-    """The document cannot be turned into tools; the message names where it is wrong."""
-
-
-class ArgumentError(ValueError):
-    """A tool call's arguments cannot make a request of its operation; safe to show the model."""
 
 
 @dataclass(frozen=True)

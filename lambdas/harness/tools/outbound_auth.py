@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit, urlunsplit
 
+from harness.errors import OutboundAuthError
 from harness.quiet_logs import QuietWhile
 from harness.tools.openapi import PreparedRequest
 
@@ -52,10 +53,6 @@ _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # Headers left out of a SigV4 signature: hop-by-hop ones a proxy may change or drop.
 _UNSIGNED_HEADERS = {"connection", "keep-alive", "proxy-authorization", "te", "upgrade", "transfer-encoding"}
 _SIGV4_HEADERS = ("authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256")
-
-
-class OutboundAuthError(Exception):
-    """Credentials for a target could not be obtained; the message names no secret value."""
 
 
 class OutboundAuth(ABC):
