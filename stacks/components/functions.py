@@ -59,17 +59,18 @@ class FunctionSpec:
 API = FunctionSpec(
     "ApiFunction",
     "handlers.api.handler",
-    "Harness API: Create/Get/List/Update/Delete harness, ListHarnessVersions, InvokeHarness",
+    "Harness API: Create/Get/List/Update/Delete harness, ListHarnessVersions",
     Duration.seconds(29),  # API Gateway's integration timeout
 )
 INVOKE_STREAM = FunctionSpec(
     "InvokeStreamFunction",
-    # Never called: the exec wrapper starts handlers.streaming_runtime, which streams the response.
-    "handlers.streaming_runtime.handler",
+    # Never called: the exec wrapper starts the runtime loop runtime_api.streaming, which streams the
+    # response. The local runtime finds the route it streams (STREAMING_ROUTES) in this module.
+    "runtime_api.streaming.handler",
     "Harness API: InvokeHarness, streamed to the caller as the loop writes events",
     Duration.minutes(15),  # the longest an API Gateway response stream may last
 )
-#: Started by Lambda in place of the managed runtime's bootstrap (see handlers/streaming_runtime.py).
+#: Started by Lambda in place of the managed runtime's bootstrap (see runtime_api/streaming.py).
 STREAMING_EXEC_WRAPPER = "/var/task/exec_wrappers/streaming-bootstrap"
 LOAD_CONTEXT = FunctionSpec(
     "LoadContextFunction",

@@ -19,7 +19,7 @@ from .synthesis import Synthesized
 
 HANDLERS = {
     "ApiFunction": ("handlers.api.handler", 29),
-    "InvokeStreamFunction": ("handlers.streaming_runtime.handler", 900),
+    "InvokeStreamFunction": ("runtime_api.streaming.handler", 900),
     "LoadContextFunction": ("handlers.loop.load_context", 60),
     "CallModelFunction": ("handlers.loop.call_model", 300),
     "AuthorizeToolCallsFunction": ("handlers.loop.authorize_tool_calls", 60),
@@ -215,6 +215,8 @@ def test_the_streaming_function_starts_its_own_runtime_loop(synthesized: Synthes
     assert wrapper == "/var/task/exec_wrappers/streaming-bootstrap"
     asset = json.loads((synthesized.outdir / f"{STACK_ID}.assets.json").read_text())
     source = asset["files"][function["Code"]["S3Key"].removesuffix(".zip")]["source"]["path"]
-    script = synthesized.outdir / source / wrapper.removeprefix("/var/task/")
+    code = synthesized.outdir / source
+    script = code / wrapper.removeprefix("/var/task/")
     assert os.access(script, os.X_OK), "Lambda executes the wrapper: it must keep its mode bits"
-    assert "python3 -m handlers.streaming_runtime" in script.read_text()
+    assert "python3 -m runtime_api.streaming" in script.read_text()
+    assert (code / "runtime_api" / "streaming.py").is_file()  # the module the wrapper runs is bundled

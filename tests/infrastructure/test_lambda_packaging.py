@@ -139,9 +139,10 @@ def test_compiled_packages_are_built_for_the_runtime_python_and_cpu(synthesized:
 def test_the_bundle_has_the_handlers_the_sdks_and_the_service_models(synthesized: Synthesized) -> None:
     roots = _sys_path(synthesized)
     code = roots[0]
-    for package in ("harness", "handlers"):
+    for package in ("harness", "handlers", "runtime_api"):
         assert (code / package / "__init__.py").is_file(), package
     assert (code / "handlers" / "loop.py").is_file()
+    assert (code / "runtime_api" / "streaming.py").is_file()  # the streaming function's runtime loop
     for module in (
         "openai/__init__.py",
         "google/genai/__init__.py",

@@ -4,18 +4,52 @@ ends with ``partial_turn`` while the loop goes on."""
 
 from __future__ import annotations
 
+import functools
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+import handlers.api
+from harness import invocations
+from harness.invocations import InvocationStream
 from harness.loop import AgentLoop
 from local_runtime.lambda_dispatch import LocalLambdaContext
 
 from .support import Api, execution_arn, new_session_id, unique_name, wait_for_execution
+
+#: How long a test waits for what happens at once unless the code under test is broken.
+PATIENCE_SECONDS = 60
+
+
+class SkippingClock:
+    """Monotonic time that passes only when the code under test sleeps, and at once."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class ContextOnClock(LocalLambdaContext):
+    """A Lambda context whose time runs on ``clock``."""
+
+    clock: SkippingClock = field(default_factory=SkippingClock)
+
+    def __post_init__(self) -> None:
+        self._started = self.clock()
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (self.clock() - self._started)) * 1000))
 
 
 @pytest.fixture()
@@ -25,10 +59,10 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     entered = threading.Event()
     original = AgentLoop.call_model
 
-    def held(self: AgentLoop, ids: dict[str, Any], loop: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    def held(self: AgentLoop, *args: Any, **kwargs: Any) -> Any:
         entered.set()
-        opened.wait(timeout=20)
-        return original(self, ids, loop, **kwargs)
+        opened.wait(timeout=PATIENCE_SECONDS)
+        return original(self, *args, **kwargs)
 
     monkeypatch.setattr(AgentLoop, "call_model", held)
     opened.entered = entered  # type: ignore[attr-defined]
@@ -43,7 +77,7 @@ def test_a_retry_reattaches_and_a_different_request_conflicts(api: Api, gate: th
         first = pool.submit(
             api.invoke, harness["harnessId"], "same words", session_id=session, actor_id=actor
         )
-        assert gate.entered.wait(timeout=10)  # type: ignore[attr-defined]
+        assert gate.entered.wait(timeout=PATIENCE_SECONDS)  # type: ignore[attr-defined]
         retry = pool.submit(
             api.invoke, harness["harnessId"], "same words", session_id=session, actor_id=actor
         )
@@ -53,7 +87,8 @@ def test_a_retry_reattaches_and_a_different_request_conflicts(api: Api, gate: th
         assert conflict.json["reason"] == "ResourceConflict"
 
         gate.set()
-        first_response, retry_response = first.result(timeout=30), retry.result(timeout=30)
+        first_response = first.result(timeout=PATIENCE_SECONDS)
+        retry_response = retry.result(timeout=PATIENCE_SECONDS)
     assert first_response.status == retry_response.status == 200
     assert first_response.header("x-amzn-invocation-id") == retry_response.header("x-amzn-invocation-id")
     assert first_response.items() == retry_response.items()
@@ -66,21 +101,30 @@ def test_a_response_stream_out_of_time_ends_with_partial_turn(
     harness = api.create_harness()
     session, actor = new_session_id(), unique_name()
     function = api.invoke_function()
-    # 5 s left, less the response margin: the handler stops reading after about 2.5 seconds
-    # (the rest is room for starting the turn on a busy machine).
-    short = LocalLambdaContext(function["name"], function["arn"], timeout_seconds=5)
-    started = time.monotonic()
-    response = api.invoke(harness["harnessId"], "slow", session_id=session, actor_id=actor, context=short)
-    assert time.monotonic() - started < 4.9
+    # The function's time, the response's deadline and the stream's polling all run on one clock
+    # that moves only as the stream waits for events: the model call is held (gate), so the stream
+    # waits until the function's 5 s, less the response margin, are nearly up.
+    clock = SkippingClock()
+    short = ContextOnClock(function["name"], function["arn"], timeout_seconds=5, clock=clock)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(handlers.api, "time", SimpleNamespace(monotonic=clock))
+        patch.setattr(
+            invocations,
+            "InvocationStream",
+            functools.partial(InvocationStream, clock=clock, sleep=clock.sleep),
+        )
+        response = api.invoke(harness["harnessId"], "slow", session_id=session, actor_id=actor, context=short)
     assert response.status == 200
     assert response.items()[-1] == {"messageStop": {"stopReason": "partial_turn"}}
-
-    gate.set()
+    # The stream ended while the function still had time to send it, and the loop went on.
+    assert short.get_remaining_time_in_millis() > 0
     invocation_id = response.header("x-amzn-invocation-id")
     assert invocation_id
-    described = wait_for_execution(
-        aws.stepfunctions, execution_arn(names["state_machine_arn"], invocation_id)
-    )
+    execution = execution_arn(names["state_machine_arn"], invocation_id)
+    assert aws.stepfunctions.describe_execution(executionArn=execution)["status"] == "RUNNING"
+
+    gate.set()
+    described = wait_for_execution(aws.stepfunctions, execution, timeout=PATIENCE_SECONDS)
     assert described["status"] == "SUCCEEDED"
     # The loop finished on its own; the session takes the next turn.
     assert api.invoke(harness["harnessId"], "/history", session_id=session, actor_id=actor).status == 200

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -23,7 +22,7 @@ from harness.tools.http_target import (
 )
 from harness.tools.openapi import PreparedRequest, operations, prepare
 from harness.tools.outbound_auth import ApiKeyAuth, OAuth2ClientCredentials, SigV4Auth
-from local_runtime.demo_bank import DemoBank, openapi_document, serve
+from local_runtime.demo_bank import DemoBank, Received, openapi_document, serve
 from tests.unit.bank_target import API_KEY, CLIENT_ID, CLIENT_SECRET, Clock, lookup
 
 OPERATIONS = {op.tool_name: op for op in operations(openapi_document())}
@@ -34,7 +33,11 @@ TRANSFER = {
     "currency": "EUR",
     "reference": "rent",
 }
-FAST = TargetPolicy(timeout_seconds=2.0, base_delay_seconds=0.01, max_delay_seconds=0.05)
+# A real answer has all the time a busy machine may need; a late one is late by the caller's clock
+# (see late_answers), and the waits between attempts pass on that clock too.
+FAST = TargetPolicy(timeout_seconds=30.0, base_delay_seconds=0.01, max_delay_seconds=0.05)
+#: How long a test waits for something that happens at once unless the code under test is broken.
+PATIENCE_SECONDS = 30
 
 
 API_KEY_AUTH = ApiKeyAuth("bank/api-key", "header", "X-Api-Key", secrets=lookup)
@@ -48,6 +51,77 @@ def clock() -> Clock:
 @pytest.fixture
 def caller(clock: Clock) -> TargetCaller:
     return TargetCaller(clock=clock, sleep=clock.sleep)
+
+
+class BankAnswers:
+    """Steers the bank's answers to its next API requests (not to /openapi.json or /oauth/token):
+    ``next(n)``: for each of the next n, ``before_answering`` runs once the bank did its work."""
+
+    def __init__(
+        self, bank: DemoBank, monkeypatch: pytest.MonkeyPatch, before_answering: Callable[[], None]
+    ) -> None:
+        self._due = 0
+        self._lock = threading.Lock()
+        answer = bank.delay_before_answering
+
+        def steered(received: Received) -> None:
+            if received.path not in ("/openapi.json", "/oauth/token") and self._take():
+                before_answering()
+            answer(received)
+
+        monkeypatch.setattr(bank, "delay_before_answering", steered)
+
+    def next(self, count: int) -> None:
+        with self._lock:
+            self._due = count
+
+    def _take(self) -> bool:
+        with self._lock:
+            if self._due == 0:
+                return False
+            self._due -= 1
+            return True
+
+
+class HeldAnswers(BankAnswers):
+    """``next(n)``: the bank keeps its answers to the next n API requests until ``release()``."""
+
+    def __init__(self, bank: DemoBank, monkeypatch: pytest.MonkeyPatch) -> None:
+        super().__init__(bank, monkeypatch, self._hold)
+        self.holding = 0
+        self._changed = threading.Condition()
+        self._released = threading.Event()
+
+    def _hold(self) -> None:
+        with self._changed:
+            self.holding += 1
+            self._changed.notify_all()
+        self._released.wait(PATIENCE_SECONDS)
+
+    def holding_at_least(self, count: int) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.holding >= count, PATIENCE_SECONDS)
+
+    def release(self) -> None:
+        self._released.set()
+
+
+@pytest.fixture
+def late_answers(bank: DemoBank, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> BankAnswers:
+    """``late_answers.next(n)``: the bank answers the next n API requests an hour late by the
+    caller's clock, after doing their work: their attempts time out however busy the machine is."""
+
+    def an_hour_passes() -> None:
+        clock.now += 3600
+
+    return BankAnswers(bank, monkeypatch, an_hour_passes)
+
+
+@pytest.fixture
+def held_answers(bank: DemoBank, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldAnswers]:
+    held = HeldAnswers(bank, monkeypatch)
+    yield held
+    held.release()
 
 
 def balance(bank: DemoBank, account: str = "acc-001") -> PreparedRequest:
@@ -176,12 +250,11 @@ def test_every_attempt_carries_the_same_idempotency_key(bank: DemoBank, caller: 
 
 
 def test_an_idempotency_key_makes_a_retried_transfer_execute_once(
-    bank: DemoBank, caller: TargetCaller
+    bank: DemoBank, late_answers: BankAnswers, caller: TargetCaller
 ) -> None:
     # The bank makes the first transfer but answers too late: the client times out and retries.
-    bank.delay_next(1, 1.0)
-    policy = TargetPolicy(timeout_seconds=0.3, base_delay_seconds=0.01, max_delay_seconds=0.05)
-    outcome = caller.call("bank", transfer(bank), policy, API_KEY_AUTH, "toolu_02-transfer")
+    late_answers.next(1)
+    outcome = caller.call("bank", transfer(bank), FAST, API_KEY_AUTH, "toolu_02-transfer")
     assert outcome.status == 201 and outcome.content[0]["json"]["transferId"] == "tr-000001"
     assert len(bank.api_requests()) == 2
     assert bank.executed_transfers == 1
@@ -189,28 +262,28 @@ def test_an_idempotency_key_makes_a_retried_transfer_execute_once(
 
 
 def test_a_timed_out_post_without_an_idempotency_key_is_not_repeated(
-    bank: DemoBank, caller: TargetCaller
+    bank: DemoBank, late_answers: BankAnswers, caller: TargetCaller
 ) -> None:
-    bank.delay_next(1, 1.0)
-    policy = TargetPolicy(timeout_seconds=0.2)
-    with pytest.raises(TargetUnavailable, match=r"no complete answer within 0.2 s; not retried"):
-        caller.call("bank", transfer(bank), policy, API_KEY_AUTH, None)
+    late_answers.next(1)
+    with pytest.raises(TargetUnavailable, match=r"no complete answer within 30 s; not retried"):
+        caller.call("bank", transfer(bank), FAST, API_KEY_AUTH, None)
     assert bank.executed_transfers == 1 and len(bank.api_requests()) == 1
 
 
-def test_timeouts_make_the_target_unavailable_within_the_time_budget(
-    bank: DemoBank, caller: TargetCaller
+def test_a_target_that_never_answers_is_unavailable_once_every_attempt_timed_out(
+    bank: DemoBank, held_answers: HeldAnswers, caller: TargetCaller
 ) -> None:
-    bank.delay_next(3, 3.0)
+    # The bank keeps every answer until the test ends: only the attempts' own timeouts (real ones,
+    # on the sockets) can end the call.
+    held_answers.next(3)
     policy = TargetPolicy(
         timeout_seconds=0.2, max_attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.05
     )
-    started = time.monotonic()
     with pytest.raises(
         TargetUnavailable, match=r"^target bank: no complete answer within 0.2 s after 3 attempts$"
     ):
         caller.call("bank", balance(bank), policy, API_KEY_AUTH, None)
-    assert time.monotonic() - started < 3 * 0.2 + 0.5
+    assert held_answers.holding_at_least(3)
     assert len(bank.api_requests()) == 3
 
 
@@ -435,20 +508,19 @@ def test_a_response_over_5_mb_is_cut_and_says_so(echo: Echo, caller: TargetCalle
 
 
 def test_no_secret_reaches_an_exception_or_a_log_line(
-    bank: DemoBank, caller: TargetCaller, caplog: pytest.LogCaptureFixture
+    bank: DemoBank, late_answers: BankAnswers, caller: TargetCaller, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     query_auth = ApiKeyAuth("bank/api-key", "query", "api_key", secrets=lookup)
-    quick = TargetPolicy(timeout_seconds=0.2, base_delay_seconds=0.01, max_delay_seconds=0.05)
     messages: list[str] = []
     for inject, auth in [
-        (lambda: bank.delay_next(3, 1.0), query_auth),  # timeouts
+        (lambda: late_answers.next(3), query_auth),  # timeouts
         (lambda: bank.fail_next(3, 503), oauth(bank)),  # 5xx
         (lambda: bank.fail_next(1, 429, retry_after=60), query_auth),  # too long a Retry-After
     ]:
         inject()
         with pytest.raises(TargetUnavailable) as caught:
-            caller.call("bank", balance(bank), quick, auth, "toolu_04")
+            caller.call("bank", balance(bank), FAST, auth, "toolu_04")
         messages.append(str(caught.value))
     with serve() as stopped:
         token_url = f"{stopped.url}/oauth/token"

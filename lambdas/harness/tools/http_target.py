@@ -144,7 +144,8 @@ class _Response:
 
 
 class TargetCaller:
-    """Calls to HTTP targets; one per warm process, so that circuits and rate limits outlive a call."""
+    """Calls to HTTP targets; one per warm process, so that circuits and rate limits outlive a call.
+    ``clock`` and ``sleep`` time the attempts, the waits between them, the circuits and the rate limits."""
 
     def __init__(
         self,
@@ -155,6 +156,7 @@ class TargetCaller:
         limiter: RateLimiter | None = None,
         random: Callable[[], float] = _random.random,
     ) -> None:
+        self._clock = clock
         self._sleep = sleep
         self._random = random
         self.breaker = breaker or CircuitBreaker(clock=clock)
@@ -204,7 +206,7 @@ class TargetCaller:
             sent = _authorized(target, request, auth)
             retry_after: float | None = None
             try:
-                response = _exchange(sent, policy.timeout_seconds)
+                response = _exchange(sent, policy.timeout_seconds, self._clock)
             except _NotSent as error:
                 problem, retryable = str(error), True
             except _Interrupted as error:
@@ -273,8 +275,9 @@ def _authorized(target: str, request: PreparedRequest, auth: OutboundAuth | None
         raise TargetUnavailable(f"target {target}: its credentials could not be obtained: {error}") from None
 
 
-def _exchange(request: PreparedRequest, timeout: float) -> _Response:
-    """One HTTP exchange, all of it (connecting, sending, the whole body) within ``timeout``."""
+def _exchange(request: PreparedRequest, timeout: float, clock: Callable[[], float]) -> _Response:
+    """One HTTP exchange, all of it (connecting, sending, the whole body) within ``timeout`` by
+    ``clock``; each socket operation also waits at most what is left of it."""
     parts = urlsplit(request.url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _NotSent("the target URL is not an http(s) URL")
@@ -282,7 +285,7 @@ def _exchange(request: PreparedRequest, timeout: float) -> _Response:
         if "\r" in value or "\n" in value:
             # Checked here: http.client's own error would quote the value, which may be a credential.
             raise ValueError(f"header {name} must not contain line breaks")
-    deadline = time.monotonic() + timeout
+    deadline = clock() + timeout
     connection: http.client.HTTPConnection
     if parts.scheme == "https":
         connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout)
@@ -301,11 +304,11 @@ def _exchange(request: PreparedRequest, timeout: float) -> _Response:
         try:
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             connection.request(request.method, target, body=request.body, headers=request.headers)
-            _limit(sock, deadline)
+            _limit(sock, deadline, clock)
             response = connection.getresponse()
             body = bytearray()
             while len(body) <= MAX_RESPONSE_BYTES:
-                _limit(sock, deadline)
+                _limit(sock, deadline, clock)
                 chunk = response.read(min(_READ_CHUNK_BYTES, MAX_RESPONSE_BYTES + 1 - len(body)))
                 if not chunk:
                     break
@@ -320,9 +323,9 @@ def _exchange(request: PreparedRequest, timeout: float) -> _Response:
     return _Response(response.status, response.msg, bytes(body[:MAX_RESPONSE_BYTES]), cut)
 
 
-def _limit(sock: socket.socket | None, deadline: float) -> None:
+def _limit(sock: socket.socket | None, deadline: float, clock: Callable[[], float]) -> None:
     """Let the next socket operation wait only for what is left of the attempt's time."""
-    remaining = deadline - time.monotonic()
+    remaining = deadline - clock()
     if remaining <= 0:
         raise TimeoutError
     if sock is not None:

@@ -54,18 +54,22 @@ class RuntimeContext:
     )
     log_group_name: str = field(default_factory=lambda: os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME", ""))
     log_stream_name: str = field(default_factory=lambda: os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", ""))
+    #: Epoch seconds, the clock ``deadline_ms`` is on.
+    clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, self.deadline_ms - int(time.time() * 1000))
+        return max(0, self.deadline_ms - int(self.clock() * 1000))
 
 
 class RuntimeApi:
-    """The Runtime API at ``host:port`` (``AWS_LAMBDA_RUNTIME_API``)."""
+    """The Runtime API at ``host:port`` (``AWS_LAMBDA_RUNTIME_API``); ``clock`` (epoch seconds) is
+    what the invocations' contexts measure the time left against."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, *, clock: Callable[[], float] = time.time) -> None:
         host, _, port = address.partition(":")
         self._host = host
         self._port = int(port or 80)
+        self._clock = clock
 
     def _connection(self) -> http.client.HTTPConnection:
         # No timeout: /next blocks until the next invocation arrives.
@@ -86,6 +90,7 @@ class RuntimeApi:
             aws_request_id=headers["lambda-runtime-aws-request-id"],
             invoked_function_arn=headers.get("lambda-runtime-invoked-function-arn", ""),
             deadline_ms=int(headers.get("lambda-runtime-deadline-ms", "0") or 0),
+            clock=self._clock,
         )
         event: dict[str, Any] = json.loads(body) if body else {}
         return event, context
@@ -198,13 +203,14 @@ def _streaming_invoke(event: dict[str, Any], context: Any) -> tuple[int, dict[st
     return stream_invoke(event, context)
 
 
-# What the local runtime's server calls for this function's route (it streams like API Gateway).
+# What the local runtime's server (and the integration tests' API) call for this function's route,
+# streaming like API Gateway; they find it in the module of the function's configured handler.
 STREAMING_ROUTES = {("POST", "/harnesses/invoke"): _streaming_invoke}
 
 
 def handler(event: dict[str, Any], context: Any) -> Any:
     """The configured handler name; never called: the exec wrapper starts ``main`` instead."""
-    raise RuntimeError("this function runs handlers.streaming_runtime.main through its exec wrapper")
+    raise RuntimeError("this function runs runtime_api.streaming.main through its exec wrapper")
 
 
 if __name__ == "__main__":
