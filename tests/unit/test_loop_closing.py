@@ -256,14 +256,6 @@ def test_an_after_invocation_hooks_event_comes_before_the_closing_events(fakes: 
     assert notification["stopReason"] == "hook_stopped"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Closing._close reads the hook events back from the event log after writing the closing "
-        "events, then appends the closing events' hookEvents again: each afterInvocation outcome is "
-        "in the invocation record twice (once without, once with its hookEventId)"
-    ),
-)
 def test_the_invocation_record_lists_each_hook_outcome_once(fakes: Fakes) -> None:
     arn = fakes.hooks.function("hours", {"decision": "deny", "reason": "outside business hours"})
     hooks = [lambda_hook("beforeInvocation", "hours", arn), sns_hook("afterInvocation", "done")]

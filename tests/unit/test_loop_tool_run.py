@@ -220,15 +220,6 @@ def test_an_after_tool_call_deny_withholds_the_result_from_the_stream_and_the_mo
     assert payload["toolResult"] == {"status": "success", "content": [{"text": "card 4111 1111 1111 1111"}]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "RunTool emits afterToolCall hook events only on the attempt that runs the call: a retry that "
-        "finds the stored result writes its result events from position 0, over the hookEvent, and "
-        "leaves the first attempt's last event behind (a second messageStop); a reader already past "
-        "position 0 never sees the retry's messageStart, and Finalize's audit record loses the hook outcome"
-    ),
-)
 @pytest.mark.parametrize("first_attempt", ["throttled", "succeeded"])
 def test_a_step_retried_after_an_after_tool_call_hook_keeps_the_hook_event_and_streams_the_result_once(
     fakes: Fakes, first_attempt: str

@@ -124,7 +124,8 @@ class Closing:
             ids.actor_id, ids.invocation_id, status=outcome.status, fields={"stopReason": outcome.stop_reason}
         )
         self._memory.sessions.end_turn(ids.actor_id, ids.session_id, ids.invocation_id)
-        earlier_hook_events = [
+        # Every hook outcome of the turn, the closing ones (just written at the end positions) too.
+        hook_events = [
             {k: v for k, v in event["hookEvent"].items() if k != "hookEventId"}
             for _, event, _ in self._memory.events.read_events(ids.actor_id, ids.invocation_id, None)
             if event and "hookEvent" in event
@@ -136,7 +137,7 @@ class Closing:
             invocation,
             outcome,
             tool_results=tool_calls.get_tool_results(ids.actor_id, ids.invocation_id).values(),
-            hook_events=earlier_hook_events + [e["hookEvent"] for e in events if "hookEvent" in e],
+            hook_events=hook_events,
             approvals=tool_calls.get_approvals(ids.actor_id, ids.invocation_id),
             unavailable_servers=catalog.get("unavailable") or {},
         )

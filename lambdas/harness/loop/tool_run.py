@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from harness import records
 from harness.errors import LoopStateError, TransientStoreError
 from harness.hooks import hook_specs
-from harness.loop.context import Emit, LoopContext, hook_payload
+from harness.loop.context import LoopContext, hook_payload
 from harness.loop.state import Ids, LoopIds, ToolRunResult
 from harness.stores import Artifacts
 from harness.tools.registry import SERVER_TYPES, ToolEntry
@@ -70,9 +70,10 @@ class ToolRun:
             result = self._tool_calls.put_first_tool_result(ids.actor_id, ids.invocation_id, refused, expires)
         else:
             claim_seconds = config.timeout_seconds if deadline is None else deadline - time.monotonic()
-            result = self._run_server_tool(
-                ids, invocation, config, call, entry, emit, deadline, claim_seconds
-            )
+            result = self._run_server_tool(ids, invocation, config, call, entry, deadline, claim_seconds)
+        # From the stored result, so a retried step writes the same events at the same positions.
+        for event in result.get("hookEvents", []):
+            emit(event)
         emit({"messageStart": {"role": "user"}})
         emit(
             {
@@ -94,7 +95,6 @@ class ToolRun:
         config: records.EffectiveConfig,
         call: dict[str, Any],
         entry: ToolEntry,
-        emit: Emit,
         deadline: float | None,
         claim_seconds: float,
     ) -> dict[str, Any]:
@@ -126,13 +126,17 @@ class ToolRun:
         if self._record_tool_call is not None:
             self._record_tool_call(entry.tool_type, entry.name, outcome.status, result["latencyMs"])
         tool_result = {"status": outcome.status, "content": outcome.content}
+        hook_events: list[dict[str, Any]] = []
         withheld = self._context.run_hooks(
             hook_specs(config.hooks),
             "afterToolCall",
             hook_payload(ids, "afterToolCall", tool_use=call, tool_result=tool_result),
-            emit,
+            hook_events.append,
             deadline,
         )
+        if hook_events:
+            # Kept with the result: the stream shows them before it, on every attempt.
+            result["hookEvents"] = hook_events
         if withheld is not None:
             result |= {
                 "status": "error",
