@@ -32,6 +32,7 @@ from email.message import Message
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.errors import TargetUnavailable
 from harness.resilience import CircuitBreaker, RateLimiter, backoff_delays
 from harness.tools.openapi import PreparedRequest
 from harness.tools.outbound_auth import OutboundAuth, OutboundAuthError
@@ -116,11 +117,6 @@ class HttpOutcome:
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
-
-
-class TargetUnavailable(Exception):
-    """The target could not give an answer: circuit open, rate limited, no credentials, or
-    connection failures, timeouts, 429 or 5xx until the attempts ran out."""
 
 
 class _TargetFailed(Exception):

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from harness.errors import McpError, McpTimeoutError
+
 if TYPE_CHECKING:
     # Imported inside the functions at run time: a cold start that calls no MCP tool must not pay for them.
     import httpx2
@@ -46,14 +48,6 @@ class ToolOutcome:
     # Converse-shaped blocks: {"text": str} and/or {"json": <structuredContent>}.
     content: list[dict[str, Any]]
     is_error: bool
-
-
-class McpError(Exception):
-    """The server could not be reached, answered with an HTTP error, or broke the protocol."""
-
-
-class McpTimeoutError(McpError):
-    """The operation did not finish within its timeout."""
 
 
 def list_tools(
