@@ -110,7 +110,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 def stream_invoke(event: dict[str, Any], context: Any) -> tuple[int, dict[str, str], Iterator[bytes]]:
     """InvokeHarness, streamed: events are sent as the loop writes them instead of being buffered
-    into one response (on AWS through handlers.streaming_runtime; locally by the runtime's server)."""
+    into one response (on AWS through runtime_api.streaming; locally by the runtime's server)."""
     from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
     proxy_event = APIGatewayProxyEvent(event)
