@@ -13,7 +13,8 @@ from harness.adapters.harness_store import HarnessStore
 from harness.adapters.memory import actor_items, memory_stores
 from harness.adapters.vault import Vault
 from harness.adapters.workflow import Workflow
-from harness.definitions import DeploymentDefaults, HarnessDefinitions, ToolPolicy
+from harness.configuration_checks import ToolPolicy
+from harness.definitions import DeploymentDefaults, HarnessDefinitions
 from harness.erasure import Erasure
 from harness.gateway import Gateways
 from harness.hooks import HookRunner

@@ -18,7 +18,6 @@ clear message) and reads the file the stack bundles with the functions.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.approvals import ApprovalPolicy, parse_policies
+from harness.canonical import text_digest
 from harness.errors import GatewayConfigError
 from harness.tools import openapi
 from harness.tools.http_target import TargetPolicy
@@ -62,7 +62,7 @@ _LAMBDA_ARN = re.compile(
 def gateway_id(name: str) -> str:
     """The id in a gateway's ARN: the name and a stable ten-character suffix (the contract's
     ``gateway/<name>-<10 chars>`` form)."""
-    return f"{name}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
+    return f"{name}-{text_digest(name)[:10]}"
 
 
 def gateway_arn(name: str, region: str, account: str, partition: str = "aws") -> str:
@@ -233,7 +233,7 @@ def _target(where: str, raw: Any, base_dir: Path | None) -> Target:
 
 def _check_auth(auth: Any) -> None:
     # The secrets are read when a call is made; this checks the shape (and never reads a secret).
-    from harness.tools.outbound_auth import auth_from_config
+    from harness.tools.outbound_auth_config import auth_from_config
 
     def unread(_: str) -> str:
         raise AssertionError("configuration checks never read secrets")

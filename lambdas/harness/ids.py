@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import string
@@ -10,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 from harness import contract
+from harness.canonical import text_digest
 from harness.errors import ValidationError
 
 _SUFFIX_ALPHABET = string.ascii_letters + string.digits
@@ -78,4 +78,4 @@ def check_actor_id(actor_id: str) -> str:
 
 def actor_digest(actor_id: str) -> str:
     """A stable pseudonym for an actor, for records that must outlive the actor's data."""
-    return hashlib.sha256(actor_id.encode()).hexdigest()
+    return text_digest(actor_id)

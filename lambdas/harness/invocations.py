@@ -14,7 +14,12 @@ from typing import Any
 from harness import contract, records
 from harness.approvals import decision_from_tool_result
 from harness.canonical import digest
-from harness.definitions import ToolPolicy, configuration_problems, raise_problems, tool_support_problems
+from harness.configuration_checks import (
+    ToolPolicy,
+    configuration_problems,
+    raise_problems,
+    tool_support_problems,
+)
 from harness.errors import (
     AccessDeniedError,
     FieldProblem,

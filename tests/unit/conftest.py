@@ -6,16 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.tools import outbound_auth
+from harness.tools.oauth2_client import TOKEN_CACHE
 from local_runtime.demo_bank import DemoBank, serve
 from tests.unit.bank_target import API_KEY, CLIENT_ID, CLIENT_SECRET
 
 
 @pytest.fixture(autouse=True)
 def fresh_token_cache() -> Iterator[None]:
-    outbound_auth.clear_token_cache()
+    TOKEN_CACHE.clear()
     yield
-    outbound_auth.clear_token_cache()
+    TOKEN_CACHE.clear()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Behaviour of harness.contract: validation and JSON Schema derived from botocore's service models."""
+"""Behaviour of harness.contract (with contract_validation and contract_schema): validation and JSON
+Schema derived from botocore's service models."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import contract
+from harness.contract_validation import MAX_DEPTH, MAX_REPORTED_PROBLEMS
 from harness.errors import CannotParseError, ValidationError
 from harness.gateway import gateway_arn
 
@@ -465,11 +467,11 @@ def test_document_rejects_values_json_cannot_carry() -> None:
 
 
 def test_nesting_up_to_the_limit_is_accepted_and_beyond_is_rejected() -> None:
-    contract.validate(CONTROL, "SensitiveJson", nested_lists(contract.MAX_DEPTH))
+    contract.validate(CONTROL, "SensitiveJson", nested_lists(MAX_DEPTH))
     with pytest.raises(ValidationError) as excinfo:
-        contract.validate(CONTROL, "SensitiveJson", nested_lists(contract.MAX_DEPTH + 1))
+        contract.validate(CONTROL, "SensitiveJson", nested_lists(MAX_DEPTH + 1))
     ((name, messages),) = problems(excinfo).items()
-    assert name == "[0]" * contract.MAX_DEPTH
+    assert name == "[0]" * MAX_DEPTH
     assert messages == ["Member must not be nested more than 64 levels deep"]
 
 
@@ -488,14 +490,14 @@ def test_deeply_recursive_shape_is_rejected_at_the_depth_limit() -> None:
     with pytest.raises(ValidationError) as excinfo:
         contract.validate(CONTROL, "SchemaDefinition", schema)
     ((name, messages),) = problems(excinfo).items()
-    assert name == ".".join(["items"] * contract.MAX_DEPTH)
+    assert name == ".".join(["items"] * MAX_DEPTH)
     assert messages == ["Member must not be nested more than 64 levels deep"]
 
 
 def test_reported_problems_are_capped_but_counted_in_full() -> None:
     with pytest.raises(ValidationError) as excinfo:
         contract.validate(CONTROL, "CreateHarnessRequest", create_with(allowedTools=["a/b/c"] * 500))
-    assert len(excinfo.value.fields) == contract.MAX_REPORTED_PROBLEMS
+    assert len(excinfo.value.fields) == MAX_REPORTED_PROBLEMS
     assert excinfo.value.message.startswith("500 validation errors detected: ")
     assert excinfo.value.message.endswith("; and 490 more")
 

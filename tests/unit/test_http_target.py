@@ -20,8 +20,9 @@ from harness.tools.http_target import (
     TargetPolicy,
     TargetUnavailable,
 )
+from harness.tools.oauth2_client import OAuth2ClientCredentials
 from harness.tools.openapi import PreparedRequest, operations, prepare
-from harness.tools.outbound_auth import ApiKeyAuth, OAuth2ClientCredentials, SigV4Auth
+from harness.tools.outbound_auth import ApiKeyAuth, SigV4Auth
 from local_runtime.demo_bank import DemoBank, Received, openapi_document, serve
 from tests.unit.bank_target import API_KEY, CLIENT_ID, CLIENT_SECRET, Clock, lookup
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness import contract
 from harness.errors import ValidationError
 from harness.ids import (
     Account,
@@ -19,9 +20,9 @@ from harness.ids import (
     new_invocation_id,
 )
 
-CONTRACT_HARNESS_ID = re.compile(r"[a-zA-Z][a-zA-Z0-9_]{0,39}-[a-zA-Z0-9]{10}")
+CONTRACT_HARNESS_ID = contract.pattern(contract.CONTROL_SERVICE, "HarnessId")
 ACCOUNT = Account("aws", "us-east-1", "123456789012")
-HARNESS_NAMES = st.from_regex(r"[a-zA-Z][a-zA-Z0-9_]{0,39}", fullmatch=True)
+HARNESS_NAMES = st.from_regex(contract.pattern(contract.CONTROL_SERVICE, "HarnessName"), fullmatch=True)
 
 
 @given(HARNESS_NAMES)

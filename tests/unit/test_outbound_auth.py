@@ -1,4 +1,5 @@
-"""Outbound credentials against the real demo bank on 127.0.0.1 (harness.tools.outbound_auth)."""
+"""Outbound credentials against the real demo bank on 127.0.0.1 (harness.tools.outbound_auth,
+oauth2_client and outbound_auth_config)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,10 @@ import httpx2
 import pytest
 from botocore.credentials import Credentials
 
+from harness.tools.oauth2_client import OAuth2ClientCredentials
 from harness.tools.openapi import PreparedRequest, operations, prepare
-from harness.tools.outbound_auth import (
-    ApiKeyAuth,
-    OAuth2ClientCredentials,
-    OutboundAuthError,
-    SigV4Auth,
-    as_httpx_auth,
-    auth_from_config,
-)
+from harness.tools.outbound_auth import ApiKeyAuth, OutboundAuthError, SigV4Auth, as_httpx_auth
+from harness.tools.outbound_auth_config import auth_from_config
 from local_runtime.demo_bank import DemoBank, openapi_document, serve
 from tests.unit.bank_target import API_KEY, CLIENT_ID, CLIENT_SECRET, lookup
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness.definitions import configuration_problems, tool_support_problems
+from harness.configuration_checks import configuration_problems, tool_support_problems
 from harness.providers import registry
 from harness.providers.base import (
     ModelEvent,

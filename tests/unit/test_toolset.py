@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.definitions import configuration_problems
+from harness.configuration_checks import configuration_problems
 from harness.gateway import gateway_arn
 from harness.providers.base import ToolSpec
 from harness.records import EffectiveConfig
@@ -287,7 +287,7 @@ def _hook(kind: str, name: str, target: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_hook_targets_must_be_in_the_deployments_naming_scope_and_hook_names_unique() -> None:
-    from harness.definitions import ToolPolicy
+    from harness.configuration_checks import ToolPolicy
 
     policy = ToolPolicy(hook_target_prefix="harness-hook-")
     ok = [

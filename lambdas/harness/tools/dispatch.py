@@ -10,7 +10,6 @@ the loop; its message names what failed, never a credential.
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import json
 import logging
 import re
@@ -20,13 +19,15 @@ from typing import Any
 
 from harness.adapters import functions
 from harness.approvals import approval_reason
+from harness.canonical import text_digest
 from harness.gateway import Gateway, Gateways, Target
 from harness.providers.base import ModelCallError
 from harness.resilience import CircuitBreaker
 from harness.tools import mcp_client
 from harness.tools.http_target import TargetCaller, TargetUnavailable
 from harness.tools.openapi import PreparedRequest
-from harness.tools.outbound_auth import OutboundAuthError, SecretLookup, as_httpx_auth, auth_from_config
+from harness.tools.outbound_auth import OutboundAuthError, SecretLookup, as_httpx_auth
+from harness.tools.outbound_auth_config import auth_from_config
 from harness.tools.registry import (
     GATEWAY,
     REMOTE_MCP,
@@ -183,7 +184,7 @@ class ToolDispatcher:
         secrets = [value for name, value in headers.items() if value != configured.get(name)]
         # One circuit per server and credential: one harness's bad key must not pause another's calls.
         fingerprint = json.dumps([config["url"], sorted(headers.items())])
-        circuit = "mcp:" + hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+        circuit = "mcp:" + text_digest(fingerprint)[:16]
         if not self._mcp_breaker.allow(circuit):
             return _error(
                 f"Tool {entry.name} failed: its MCP server is failing; calls are paused for a while."

@@ -12,13 +12,13 @@ sees them as ``<entry>__<tool>``; ``allowedTools`` selects them as ``<entry>`` o
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.canonical import text_digest
 from harness.providers.base import ToolSpec
 
 CLIENT = "client"
@@ -45,7 +45,7 @@ def model_tool_name(server: str, tool: str) -> str:
     name = _UNSAFE.sub("_", f"{server}{SEPARATOR}{tool}")
     if len(name) <= _MODEL_NAME_LIMIT:
         return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    digest = text_digest(name)[:8]
     return f"{name[: _MODEL_NAME_LIMIT - 9]}_{digest}"
 
 
