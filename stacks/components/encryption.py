@@ -22,17 +22,6 @@ ENCRYPT_DECRYPT_ACTIONS = [
     "kms:DescribeKey",
 ]
 
-#: What CloudWatch Logs needs on a key to encrypt a log group (explicit actions, no wildcards).
-_LOGS_KEY_ACTIONS = [
-    "kms:Encrypt",
-    "kms:Decrypt",
-    "kms:ReEncryptFrom",
-    "kms:ReEncryptTo",
-    "kms:GenerateDataKey",
-    "kms:GenerateDataKeyWithoutPlaintext",
-    "kms:DescribeKey",
-]
-
 
 class Encryption(Construct):
     """``EncryptionKey`` (symmetric, yearly rotation) and ``AuditMacKey`` (HMAC_256, GENERATE_VERIFY_MAC).
@@ -59,7 +48,8 @@ class Encryption(Construct):
             iam.PolicyStatement(
                 sid="AllowCloudWatchLogsOfThisAccount",
                 principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                actions=_LOGS_KEY_ACTIONS,
+                # Logs encrypts and decrypts log events: the explicit actions of grant_encrypt_decrypt.
+                actions=ENCRYPT_DECRYPT_ACTIONS,
                 resources=["*"],  # in a key policy, "*" is this key
                 conditions={
                     "ArnLike": {
