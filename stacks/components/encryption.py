@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from stacks.components.naming import pin_logical_id
+from stacks.components.naming import colon_arn, pin_logical_id
 
 #: Explicit KMS actions (the CDK defaults use ``kms:ReEncrypt*`` and ``kms:GenerateDataKey*``).
 DECRYPT_ACTIONS = ["kms:Decrypt", "kms:DescribeKey"]
@@ -53,12 +53,7 @@ class Encryption(Construct):
                 resources=["*"],  # in a key policy, "*" is this key
                 conditions={
                     "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                            service="logs",
-                            resource="log-group",
-                            resource_name="*",
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
+                        "kms:EncryptionContext:aws:logs:arn": colon_arn(self, "logs", "log-group", "*")
                     }
                 },
             )

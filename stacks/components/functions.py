@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -29,7 +29,7 @@ from stacks.components.encryption import Encryption
 from stacks.components.lambda_bundling import code_asset, dependencies_layer
 from stacks.components.log_groups import encrypted_log_group
 from stacks.components.memory import Memory
-from stacks.components.naming import pin_logical_id
+from stacks.components.naming import colon_arn, pin_logical_id
 from stacks.components.vault import Vault
 from stacks.settings import PROJECT_ROOT, HarnessSettings
 
@@ -250,12 +250,7 @@ class Functions(Construct):
         stack = Stack.of(self)
         prefix = self._settings.hook_target_prefix
         arns = {
-            "lambda:InvokeFunction": stack.format_arn(
-                service="lambda",
-                resource="function",
-                resource_name=f"{prefix}*",
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            ),
+            "lambda:InvokeFunction": colon_arn(self, "lambda", "function", f"{prefix}*"),
             "sns:Publish": stack.format_arn(service="sns", resource=f"{prefix}*"),
             "events:PutEvents": stack.format_arn(
                 service="events", resource="event-bus", resource_name=f"{prefix}*"

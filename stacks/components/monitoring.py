@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -14,6 +14,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+
+from stacks.components.naming import colon_arn
 
 PERIOD = Duration.minutes(5)
 
@@ -34,7 +36,6 @@ class Monitoring(Construct):
         metrics_namespace: str,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         self.topic = sns.Topic(self, "AlarmTopic", master_key=key, enforce_ssl=True)
         # CloudWatch alarms publish to the encrypted topic with this key. AWS documents this key
         # statement without conditions (alarm publishing fails with kms:CallerAccount); the topic
@@ -53,16 +54,7 @@ class Monitoring(Construct):
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["sns:Publish"],
                 resources=[self.topic.topic_arn],
-                conditions={
-                    "ArnLike": {
-                        "aws:SourceArn": stack.format_arn(
-                            service="cloudwatch",
-                            resource="alarm",
-                            resource_name="*",
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    }
-                },
+                conditions={"ArnLike": {"aws:SourceArn": colon_arn(self, "cloudwatch", "alarm", "*")}},
             )
         )
         notify = actions.SnsAction(self.topic)

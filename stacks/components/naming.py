@@ -1,8 +1,9 @@
-"""Stable logical ids for the resources other code looks up by name."""
+"""Names: stable logical ids for the resources other code looks up by name, and the ARNs of this
+account's resources that grants and conditions match."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnResource
+from aws_cdk import ArnFormat, CfnResource, Stack
 from constructs import Construct
 
 
@@ -17,3 +18,15 @@ def pin_logical_id(construct: Construct, logical_id: str) -> None:
     if not isinstance(resource, CfnResource):
         raise TypeError(f"{construct.node.path} has no CloudFormation resource to name")
     resource.override_logical_id(logical_id)
+
+
+def colon_arn(scope: Construct, service: str, resource: str, resource_name: str) -> str:
+    """The ARN ``arn:<partition>:<service>:<region>:<account>:<resource>:<resource_name>`` in the
+    stack's account and region: the form of log groups, alarms, functions and secrets.
+    ``resource_name`` may end in ``*`` to match every name with that prefix."""
+    return Stack.of(scope).format_arn(
+        service=service,
+        resource=resource,
+        resource_name=resource_name,
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )

@@ -15,12 +15,13 @@ never into model context, tool results, logs, traces, events or audit records.
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from stacks.components.compliance import acknowledge_wildcard_resource
 from stacks.components.encryption import Encryption
+from stacks.components.naming import colon_arn
 
 
 class Vault(Construct):
@@ -33,12 +34,7 @@ class Vault(Construct):
         #: The name prefix of every vault secret, e.g. ``AgentHarness/vault/``.
         self.secret_prefix = f"{stack.stack_name}/vault/"
         # Secret ARNs end in "-" plus six random characters, so the grant needs a trailing "*".
-        self._secrets_arn = stack.format_arn(
-            service="secretsmanager",
-            resource="secret",
-            resource_name=self.secret_prefix + "*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
+        self._secrets_arn = colon_arn(self, "secretsmanager", "secret", self.secret_prefix + "*")
 
     def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
         """Read vault secrets, and decrypt them with the CMK only through Secrets Manager."""
