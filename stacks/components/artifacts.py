@@ -6,7 +6,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.components.buckets import secure_bucket
+from stacks.components.buckets import encrypted_bucket
 from stacks.components.compliance import acknowledge_wildcard_resource, arn_placeholder
 from stacks.components.encryption import Encryption
 
@@ -22,14 +22,12 @@ class Artifacts(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._encryption = encryption
-        self.bucket = secure_bucket(
+        self.bucket = encrypted_bucket(
             self,
             "ArtifactBucket",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=encryption.key,
-            bucket_key_enabled=True,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="artifacts/",
+            key=encryption.key,
+            access_logs=access_logs,
+            access_logs_prefix="artifacts/",
         )
 
     def grant_read_write(self, grantee: iam.IGrantable) -> None:

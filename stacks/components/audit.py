@@ -7,7 +7,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.components.buckets import secure_bucket
+from stacks.components.buckets import encrypted_bucket, secure_bucket
 from stacks.components.compliance import (
     acknowledge,
     acknowledge_wildcard_resource,
@@ -67,16 +67,14 @@ class Audit(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._encryption = encryption
-        self.bucket = secure_bucket(
+        self.bucket = encrypted_bucket(
             self,
             "AuditBucket",
+            key=encryption.key,
+            access_logs=access_logs,
+            access_logs_prefix="audit/",
             object_lock_enabled=True,
             object_lock_default_retention=s3.ObjectLockRetention.compliance(Duration.days(retention_days)),
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=encryption.key,
-            bucket_key_enabled=True,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="audit/",
         )
 
     def grant_append(self, grantee: iam.IGrantable) -> None:

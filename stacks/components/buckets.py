@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -42,3 +43,26 @@ def secure_bucket(
         "data-residency rules); the bucket is versioned, so replication can be added without migration.",
     )
     return bucket
+
+
+def encrypted_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    key: kms.IKey,
+    access_logs: s3.IBucket,
+    access_logs_prefix: str,
+    **props: Any,
+) -> s3.Bucket:
+    """A ``secure_bucket`` for data: encrypted with ``key`` (through an S3 bucket key, which saves
+    KMS requests), its server access logs written to ``access_logs`` under ``access_logs_prefix``."""
+    return secure_bucket(
+        scope,
+        construct_id,
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=key,
+        bucket_key_enabled=True,
+        server_access_logs_bucket=access_logs,
+        server_access_logs_prefix=access_logs_prefix,
+        **props,
+    )
