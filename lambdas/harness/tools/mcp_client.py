@@ -72,7 +72,7 @@ def list_tools(
                 return tools
         raise _ProtocolViolation(f"tools/list was still paginating after {MAX_TOOL_LIST_PAGES} pages")
 
-    return _run(url, headers, auth, timeout, "tools/list", list_all)
+    return _run(lambda: _connected(url, headers, auth, timeout, "tools/list", list_all))
 
 
 def call_tool(
@@ -92,7 +92,7 @@ def call_tool(
         result = await client.call_tool(name, arguments, meta=meta)  # type: ignore[arg-type]
         return ToolOutcome(converse_blocks(result), bool(result.is_error))
 
-    return _run(url, headers, auth, timeout, f"tools/call {name}", call)
+    return _run(lambda: _connected(url, headers, auth, timeout, f"tools/call {name}", call))
 
 
 def converse_blocks(result: CallToolResult) -> list[dict[str, Any]]:
@@ -134,31 +134,22 @@ class _ProtocolViolation(Exception):
     """The server's replies are valid MCP messages but make no sense together."""
 
 
-def _run(
-    url: str,
-    headers: Mapping[str, str] | None,
-    auth: httpx2.Auth | None,
-    timeout: float,
-    action: str,
-    operation: Callable[[Client], Awaitable[T]],
-) -> T:
+def _run(main: Callable[[], Awaitable[T]]) -> T:
+    """``main()`` awaited to its end, from synchronous code."""
     import asyncio
 
     import anyio
 
-    async def connected() -> T:
-        return await _connected(url, headers, auth, timeout, action, operation)
-
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return anyio.run(connected)
+        return anyio.run(main)
     # A caller already inside an event loop (an async test, a notebook) cannot start another on its
     # own thread, so this one runs on a short-lived thread of its own.
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcp-client") as pool:
-        return pool.submit(anyio.run, connected).result()
+        return pool.submit(anyio.run, main).result()
 
 
 async def _connected(
