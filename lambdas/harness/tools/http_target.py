@@ -26,7 +26,8 @@ import logging
 import random as _random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
@@ -166,13 +167,69 @@ class TargetCaller:
         auth: OutboundAuth | None,
         idempotency_key: str | None,
     ) -> HttpOutcome:
+        """The target's answer to ``request``, after as many attempts as ``policy`` allows (see the
+        module's docstring), inside the target's circuit."""
+        with self._circuit(target, policy):
+            request = _with_call_headers(request, idempotency_key)
+            repeatable = request.method.upper() in _IDEMPOTENT_METHODS or idempotency_key is not None
+            delays = backoff_delays(
+                policy.max_attempts, policy.base_delay_seconds, policy.max_delay_seconds, self._random
+            )
+            attempt, refreshed = 0, False
+            while True:
+                attempt += 1
+                self._take_rate_token(target, policy)
+                sent = _authorized(target, request, auth)
+                retry_after: float | None = None
+                try:
+                    response = _exchange(sent, policy.timeout_seconds, self._clock)
+                except _NotSent as error:
+                    problem, retryable = str(error), True
+                except _Interrupted as error:
+                    problem, retryable = str(error), repeatable
+                else:
+                    if response.status == 401 and auth is not None and not refreshed and auth.invalidate():
+                        # A token revoked or expired early: one more try with a fresh one.
+                        logger.info(
+                            "target answered 401; retrying with fresh credentials", extra={"target": target}
+                        )
+                        attempt, refreshed = attempt - 1, True
+                        continue
+                    if response.status != 429 and response.status < 500:
+                        secrets = auth.secrets_in(sent) if auth is not None else ()
+                        return HttpOutcome(response.status, _content(response, secrets))
+                    problem = f"HTTP {response.status}"
+                    retryable = response.status == 429 or repeatable
+                    retry_after = _retry_after_seconds(response.headers)
+                if not retryable:
+                    raise _TargetFailed(
+                        f"{problem}; not retried, since a {request.method} without an idempotency key "
+                        "might take effect twice"
+                    )
+                if attempt >= policy.max_attempts:
+                    raise _TargetFailed(f"{problem} after {attempt} attempt{'s' if attempt > 1 else ''}")
+                delay = delays[attempt - 1]
+                if retry_after is not None:
+                    if retry_after > policy.max_delay_seconds:
+                        raise _TargetFailed(f"{problem}; the target asked to retry after {retry_after:g} s")
+                    delay = retry_after
+                logger.warning(
+                    "target attempt failed; retrying",
+                    extra={"target": target, "attempt": attempt, "problem": problem, "delaySeconds": delay},
+                )
+                self._sleep(delay)
+
+    @contextmanager
+    def _circuit(self, target: str, policy: TargetPolicy) -> Iterator[None]:
+        """Runs the block only while the target's circuit is closed, and tells the circuit how the
+        call ended: a failure of the target (``_TargetFailed``) counts against it."""
         if not self.breaker.allow(target, policy.reset_seconds):
             raise TargetUnavailable(
                 f"target {target}: not called, its circuit is open after repeated failures "
                 f"(calls resume within {policy.reset_seconds:g} s)"
             )
         try:
-            outcome = self._attempts(target, request, policy, auth, idempotency_key)
+            yield
         except _TargetFailed as failure:
             self.breaker.failed(target, policy.failure_threshold)
             raise TargetUnavailable(f"target {target}: {failure}") from None
@@ -180,64 +237,6 @@ class TargetCaller:
             self.breaker.release(target)  # no answer that says anything about the target's health
             raise
         self.breaker.succeeded(target)
-        return outcome
-
-    def _attempts(
-        self,
-        target: str,
-        request: PreparedRequest,
-        policy: TargetPolicy,
-        auth: OutboundAuth | None,
-        idempotency_key: str | None,
-    ) -> HttpOutcome:
-        request = _with_call_headers(request, idempotency_key)
-        repeatable = request.method.upper() in _IDEMPOTENT_METHODS or idempotency_key is not None
-        delays = backoff_delays(
-            policy.max_attempts, policy.base_delay_seconds, policy.max_delay_seconds, self._random
-        )
-        attempt, refreshed = 0, False
-        while True:
-            attempt += 1
-            self._take_rate_token(target, policy)
-            sent = _authorized(target, request, auth)
-            retry_after: float | None = None
-            try:
-                response = _exchange(sent, policy.timeout_seconds, self._clock)
-            except _NotSent as error:
-                problem, retryable = str(error), True
-            except _Interrupted as error:
-                problem, retryable = str(error), repeatable
-            else:
-                if response.status == 401 and auth is not None and not refreshed and auth.invalidate():
-                    # A token revoked or expired early: one more try with a fresh one.
-                    logger.info(
-                        "target answered 401; retrying with fresh credentials", extra={"target": target}
-                    )
-                    attempt, refreshed = attempt - 1, True
-                    continue
-                if response.status != 429 and response.status < 500:
-                    secrets = auth.secrets_in(sent) if auth is not None else ()
-                    return HttpOutcome(response.status, _content(response, secrets))
-                problem = f"HTTP {response.status}"
-                retryable = response.status == 429 or repeatable
-                retry_after = _retry_after_seconds(response.headers)
-            if not retryable:
-                raise _TargetFailed(
-                    f"{problem}; not retried, since a {request.method} without an idempotency key "
-                    "might take effect twice"
-                )
-            if attempt >= policy.max_attempts:
-                raise _TargetFailed(f"{problem} after {attempt} attempt{'s' if attempt > 1 else ''}")
-            delay = delays[attempt - 1]
-            if retry_after is not None:
-                if retry_after > policy.max_delay_seconds:
-                    raise _TargetFailed(f"{problem}; the target asked to retry after {retry_after:g} s")
-                delay = retry_after
-            logger.warning(
-                "target attempt failed; retrying",
-                extra={"target": target, "attempt": attempt, "problem": problem, "delaySeconds": delay},
-            )
-            self._sleep(delay)
 
     def _take_rate_token(self, target: str, policy: TargetPolicy) -> None:
         if policy.rate_per_second is None:
