@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness import records
-from harness.audit import AuditTrail, Subject
+from harness.audit import AuditTrail
 from harness.hooks import HookSpec, hook_specs
-from harness.loop.context import Emit, LoopContext, hook_payload
+from harness.loop.context import Emit, LoopContext, hook_payload, subject_of
 from harness.loop.state import Ids, LoopIds, LoopState, ToolBatch
 from harness.tools.registry import CLIENT
 
@@ -19,10 +19,6 @@ if TYPE_CHECKING:
 
 # Where AuthorizeToolCalls sends a call (a list of ``ToolBatch``).
 Route = Literal["server", "client", "approvals"]
-
-
-def subject_of(ids: Ids) -> Subject:
-    return Subject(ids.invocation_id, ids.harness_id, ids.harness_version, ids.actor_id)
 
 
 def approval_request(tool_use_id: str, reason: str) -> dict[str, Any]:

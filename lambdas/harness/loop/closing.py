@@ -9,8 +9,7 @@ from harness import records
 from harness.audit import AuditTrail, TurnOutcome
 from harness.errors import STATES_TIMEOUT, describe_failure
 from harness.hooks import hook_specs
-from harness.loop.authorization import subject_of
-from harness.loop.context import LoopContext, hook_payload
+from harness.loop.context import LoopContext, hook_payload, subject_of
 from harness.loop.state import HOOK_STOPPED, Ids, LoopIds, LoopState
 
 INTERRUPTED_MESSAGE = "The runtime restarted while this invocation was in progress."

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import records
+from harness.audit import Subject
 from harness.errors import LoopStateError, ResourceNotFoundError
 from harness.hooks import HookOutcome, HookRunner, HookSpec, denied
 from harness.loop.state import Ids
@@ -63,6 +64,11 @@ def hook_payload(
     if stop_reason is not None:
         payload["stopReason"] = stop_reason
     return payload
+
+
+def subject_of(ids: Ids) -> Subject:
+    """Whom the audit records of this invocation are about."""
+    return Subject(ids.invocation_id, ids.harness_id, ids.harness_version, ids.actor_id)
 
 
 @dataclass
